@@ -1,0 +1,44 @@
+# Two commands: `make demo` and `make test` (see README). Everything else is a helper of theirs.
+PYTHON ?= python3.12
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+# The suite runs against real services; these are the machine's defaults (override freely).
+TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/agenther
+TEST_REDIS_URL ?= redis://127.0.0.1:6379/14
+
+.PHONY: demo test venv lint format worker serve clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: install Python 3.12 (pyenv install 3.12)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	@touch $@
+
+demo: venv
+	DEBUG=1 $(BIN)/python manage.py demo
+
+serve: venv
+	DEBUG=1 $(BIN)/python manage.py runserver 127.0.0.1:8000
+
+worker: venv
+	$(BIN)/celery -A agenther_site worker -l info --concurrency=2
+
+test: venv
+	$(BIN)/ruff check .
+	DATABASE_URL=$(TEST_DATABASE_URL) AGENTHER_TEST_REDIS_URL=$(TEST_REDIS_URL) \
+		$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: venv
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .ruff_cache

@@ -1,0 +1,1 @@
+// Keyboard shortcuts and small behaviours, wired through data- attributes (no inline script).

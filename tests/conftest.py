@@ -1,0 +1,71 @@
+"""Shared fixtures: three personas (annotator, researcher, admin) and a logged-in client each."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from django.contrib.auth.models import User
+from django.test import Client
+
+from review.roles import grant_role
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_DATA = Path(os.environ.get("AGENTHER_SHARED_DATA", ROOT.parent / "shared" / "data"))
+
+
+def make_user(username: str, role: str) -> User:
+    user = User.objects.create_user(username, password="pw-for-tests-123")
+    grant_role(user, role)
+    return user
+
+
+@pytest.fixture
+def annotator(db) -> User:
+    return make_user("alice", "annotator")
+
+
+@pytest.fixture
+def colleague(db) -> User:
+    """A second annotator, to prove people never get in each other's way."""
+    return make_user("bob", "annotator")
+
+
+@pytest.fixture
+def researcher(db) -> User:
+    return make_user("rachel", "researcher")
+
+
+@pytest.fixture
+def admin_user(db) -> User:
+    return make_user("adam", "admin")
+
+
+def client_for(user: User) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def annotator_client(annotator) -> Client:
+    return client_for(annotator)
+
+
+@pytest.fixture
+def researcher_client(researcher) -> Client:
+    return client_for(researcher)
+
+
+@pytest.fixture
+def admin_client_(admin_user) -> Client:
+    return client_for(admin_user)
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    """../shared/data, or a clean skip where it is absent (it is never committed here)."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"{SHARED_DATA} is absent")
+    return SHARED_DATA

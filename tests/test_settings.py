@@ -1,0 +1,60 @@
+"""Settings come from the environment and fail loudly on bad values."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from tests.conftest import ROOT
+
+
+def run_check(**env: str) -> subprocess.CompletedProcess:
+    clean = {
+        k: v for k, v in os.environ.items() if k not in ("DEBUG", "DJANGO_DEBUG", "SECRET_KEY")
+    }
+    clean.pop("PYTEST_CURRENT_TEST", None)
+    clean.update(env)
+    return subprocess.run(
+        [sys.executable, "manage.py", "check"], cwd=ROOT, env=clean, capture_output=True, text=True
+    )
+
+
+def test_it_requires_a_secret_key_unless_debug():
+    result = run_check()
+    assert result.returncode != 0
+    assert "SECRET_KEY is required" in result.stderr
+
+
+def test_it_starts_with_a_secret_key():
+    assert run_check(SECRET_KEY="x" * 50).returncode == 0
+
+
+def test_it_rejects_a_debug_value_that_is_not_a_boolean():
+    result = run_check(DEBUG="maybe")
+    assert result.returncode != 0
+    assert "DEBUG='maybe' is not a boolean" in result.stderr
+
+
+def test_it_rejects_a_database_url_it_cannot_parse():
+    result = run_check(DEBUG="1", DATABASE_URL="nosuchdb://x")
+    assert result.returncode != 0
+    assert "DATABASE_URL='nosuchdb://x'" in result.stderr
+
+
+def test_it_rejects_a_non_integer_time_limit():
+    result = run_check(DEBUG="1", CELERY_TASK_SOFT_TIME_LIMIT="soon")
+    assert result.returncode != 0
+    assert "CELERY_TASK_SOFT_TIME_LIMIT='soon' is not an integer" in result.stderr
+
+
+def test_tasks_run_in_process_without_a_broker(settings):
+    assert settings.CELERY_TASK_ALWAYS_EAGER is (not settings.CELERY_BROKER_URL)
+
+
+def test_every_page_sends_a_strict_content_security_policy(client):
+    response = client.get("/login/")
+    csp = response.headers["Content-Security-Policy"]
+    script_src = csp.split("script-src")[1].split(";")[0]
+    assert "'self'" in script_src
+    assert "unsafe-inline" not in script_src
