@@ -1,0 +1,1 @@
+"""Exports of approved data: SFT, DPO, ShareGPT and the verdicts table."""

@@ -1,0 +1,10 @@
+from __future__ import annotations
+
+from django.urls import path
+
+from review import precision_views as views
+
+app_name = "precision"
+urlpatterns = [
+    path("runs/<int:run_id>/", views.run_page, name="run"),
+]
