@@ -216,6 +216,10 @@ class RunItemQuerySet(models.QuerySet):
     def pending(self) -> RunItemQuerySet:
         return self.exclude(status__in=RunItem.FINAL_STATUSES)
 
+    def claimable(self, now: Any) -> RunItemQuerySet:
+        """Not finished, and not leased by a worker that may still be working on it."""
+        return self.pending().filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
+
 
 class RunItem(models.Model):
     """What one run did with one trajectory: detection, outcome extraction, and the result."""
@@ -258,6 +262,11 @@ class RunItem(models.Model):
     reason = models.TextField(blank=True, help_text="Why discarded / no candidate.")
     error = models.TextField(blank=True)
     attempts = models.PositiveIntegerField(default=0, help_text="Task executions so far.")
+    lease_until = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="A worker claimed this item until then; after it, another may take it over.",
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     objects = RunItemQuerySet.as_manager()
