@@ -1,0 +1,84 @@
+"""``manifest.json``: what an export holds and where it came from.
+
+Counts per file and in total, the filters, the run's frozen configuration, the precision
+estimate of the exported set with its interval, the sha256 of every file, when and by whom.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from pathlib import Path
+from typing import Any
+
+from django.utils import timezone
+
+from relabel.exports.options import ExportOptions
+from relabel.models import Run
+
+FILE = "manifest.json"
+logger = logging.getLogger("agenther.exports")
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def precision_estimate(run: Run) -> dict[str, Any]:
+    """The precision of the exported set (stratified, with its interval), from review.precision.
+
+    A missing or failing estimate is recorded as such: it never costs the export itself.
+    """
+    try:
+        from review.precision import run_figures
+    except ImportError:
+        return {"available": False, "reason": "review.precision is not installed"}
+    try:
+        figures = run_figures(run)
+    except Exception as exc:  # the estimate is advisory; log it and keep the export
+        logger.exception("precision estimate of run %s failed", run.pk)
+        return {"available": False, "reason": f"{type(exc).__name__}: {exc}"}
+    estimate = figures.get("export_precision") if isinstance(figures, dict) else None
+    if estimate is None:
+        return {"available": False, "reason": "no export_precision in run_figures(run)"}
+    return {"available": True, **estimate} if isinstance(estimate, dict) else {"value": estimate}
+
+
+def run_summary(run: Run) -> dict[str, Any]:
+    return {
+        "id": run.pk,
+        "name": run.name,
+        "dataset": run.dataset.name,
+        "backend": run.backend,
+        "prompt_version": run.prompt_version,
+        "status": run.status,
+        "created_at": run.created_at.isoformat() if run.created_at else None,
+        "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+        "config": run.config,
+    }
+
+
+def build(
+    run: Run,
+    options: ExportOptions,
+    files: list[dict[str, Any]],
+    *,
+    created_by: str | None,
+) -> dict[str, Any]:
+    data_files = [f for f in files if f.get("rows") is not None]
+    return {
+        "format": options.format,
+        "total_rows": sum(f["rows"] for f in data_files),
+        "counts": {f["name"]: f["rows"] for f in data_files},
+        "files": files,
+        "filters": options.as_filters(),
+        "run": run_summary(run),
+        "precision": precision_estimate(run),
+        "created_at": timezone.now().isoformat(),
+        "created_by": created_by,
+        "generator": "agenther-studio export",
+    }

@@ -1,0 +1,72 @@
+"""SFT rows: ``{"messages": [...], "weight": ..., "metadata": {...}}`` in OpenAI chat form.
+
+Tool calls are assistant ``tool_calls`` answered by ``tool`` messages, as relabel.messages builds
+them, which is what TRL's SFTTrainer, axolotl's chat_template datasets and OpenAI fine-tuning
+read. ``metadata`` carries the provenance; those tools ignore columns they do not know.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from relabel.exports import rows
+from relabel.exports.options import ExportOptions
+from relabel.messages import trajectory_messages
+from relabel.models import Candidate, Run, RunItem
+
+FILE = "sft.jsonl"
+SUCCESS_FILE = "sft_successes.jsonl"
+
+
+def candidate_messages(candidate: Candidate, options: ExportOptions) -> list[dict[str, Any]]:
+    """The trajectory under its exported goal (a person's edit replaces the generated goal)."""
+    return trajectory_messages(
+        candidate.trajectory,
+        candidate.final_goal,
+        steps=rows.steps_of(candidate.trajectory),
+        observation_tokens=options.observation_tokens,
+    )
+
+
+def success_messages(item: RunItem, options: ExportOptions) -> list[dict[str, Any]]:
+    """A successful trajectory under its own goal."""
+    return trajectory_messages(
+        item.trajectory,
+        steps=rows.steps_of(item.trajectory),
+        observation_tokens=options.observation_tokens,
+    )
+
+
+def candidate_row(candidate: Candidate, options: ExportOptions) -> dict[str, Any]:
+    return {
+        "messages": candidate_messages(candidate, options),
+        "weight": rows.candidate_weight(candidate),
+        "metadata": rows.provenance(candidate),
+    }
+
+
+def success_row(item: RunItem, options: ExportOptions) -> dict[str, Any]:
+    return {
+        "messages": success_messages(item, options),
+        "weight": rows.success_weight(item),
+        "metadata": rows.success_provenance(item),
+    }
+
+
+def files(run: Run, options: ExportOptions) -> list[tuple[str, int, Iterator[dict[str, Any]]]]:
+    """(file name, expected rows, row iterator) for each file of the export."""
+    candidates = rows.exported_candidates(run, options)
+    out = [
+        (
+            FILE,
+            candidates.count(),
+            (candidate_row(c, options) for c in rows.iter_candidates(candidates)),
+        )
+    ]
+    if options.include_successes:
+        items = rows.success_items(run)
+        out.append(
+            (SUCCESS_FILE, items.count(), (success_row(i, options) for i in rows.iter_items(items)))
+        )
+    return out

@@ -1,0 +1,159 @@
+"""LLaMA-Factory's sharegpt form, with the ``dataset_info.json`` that registers it.
+
+LLaMA-Factory skips (with only a warning) any example whose turns break its position rules:
+human/observation at even 0-based indexes, gpt/function_call at odd ones, an even number of
+turns, so ending on gpt. The reference code's exporter breaks them; we build turns from the one
+OpenAI-messages conversion and then merge consecutive turns of the same side, so every row holds.
+
+A ``function_call`` value is JSON ``{"name", "arguments"}`` (a list of them for parallel calls),
+which is all LLaMA-Factory's function formatter accepts: the assistant's thought beside a tool
+call has no place in that form and is left out (the SFT export keeps it).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+from relabel.exports import rows, sft
+from relabel.exports.options import ExportOptions
+from relabel.models import Candidate, Run, RunItem
+
+FILE = "sharegpt.jsonl"
+SUCCESS_FILE = "sharegpt_successes.jsonl"
+INFO_FILE = "dataset_info.json"
+DATASET_NAME = "agenther_hindsight"
+SUCCESS_DATASET_NAME = "agenther_successes"
+
+USER_SIDE = ("human", "observation")
+ASSISTANT_SIDE = ("gpt", "function_call")
+
+
+def _arguments(raw: Any) -> Any:
+    """Arguments as an object when they are JSON (LLaMA-Factory dumps them again itself)."""
+    if not isinstance(raw, str):
+        return raw
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw
+
+
+def _function_call_value(tool_calls: list[dict[str, Any]]) -> str:
+    calls = [
+        {"name": c["function"]["name"], "arguments": _arguments(c["function"].get("arguments"))}
+        for c in tool_calls
+    ]
+    return json.dumps(calls[0] if len(calls) == 1 else calls, ensure_ascii=False)
+
+
+def _turn(message: dict[str, Any]) -> dict[str, Any]:
+    """One OpenAI message as a sharegpt turn, with its tool calls kept aside for merging."""
+    role = message["role"]
+    if role == "assistant" and message.get("tool_calls"):
+        return {"from": "function_call", "calls": list(message["tool_calls"])}
+    tag = {"user": "human", "tool": "observation", "assistant": "gpt"}[role]
+    return {"from": tag, "value": message.get("content") or ""}
+
+
+def _merge(group: list[dict[str, Any]]) -> dict[str, str]:
+    """Turns of one side that follow each other become one turn."""
+    calls = [c for t in group for c in t.get("calls", [])]
+    if calls:
+        return {"from": "function_call", "value": _function_call_value(calls)}
+    text = "\n\n".join(t["value"] for t in group if t["value"]) if len(group) > 1 else None
+    return {"from": group[0]["from"], "value": group[0]["value"] if text is None else text}
+
+
+def conversation(messages: list[dict[str, Any]]) -> tuple[str, list[dict[str, str]]]:
+    """(system, conversations) from OpenAI messages, obeying LLaMA-Factory's position rules."""
+    system = "\n\n".join(m["content"] for m in messages if m["role"] == "system" and m["content"])
+    groups: list[list[dict[str, Any]]] = []
+    for message in messages:
+        if message["role"] == "system":
+            continue
+        turn = _turn(message)
+        same_side = groups and (turn["from"] in USER_SIDE) == (groups[-1][0]["from"] in USER_SIDE)
+        if same_side:
+            groups[-1].append(turn)
+        else:
+            groups.append([turn])
+    turns = [_merge(g) for g in groups]
+    if turns and turns[0]["from"] not in USER_SIDE:
+        # Never happens with relabel.messages (it starts with the goal), but an empty human turn
+        # keeps the positions right rather than losing the row.
+        turns.insert(0, {"from": "human", "value": ""})
+    return system, turns
+
+
+def sharegpt_row(
+    messages: list[dict[str, Any]], tools: list[Any], weight: float, metadata: dict[str, Any]
+) -> dict[str, Any]:
+    system, turns = conversation(messages)
+    return {
+        "conversations": turns,
+        "system": system,
+        # LLaMA-Factory reads tools as a JSON string; empty means none.
+        "tools": json.dumps(tools, ensure_ascii=False) if tools else "",
+        "weight": weight,
+        "metadata": metadata,
+    }
+
+
+def candidate_row(candidate: Candidate, options: ExportOptions) -> dict[str, Any]:
+    return sharegpt_row(
+        sft.candidate_messages(candidate, options),
+        candidate.trajectory.tools,
+        rows.candidate_weight(candidate),
+        rows.provenance(candidate),
+    )
+
+
+def success_row(item: RunItem, options: ExportOptions) -> dict[str, Any]:
+    return sharegpt_row(
+        sft.success_messages(item, options),
+        item.trajectory.tools,
+        rows.success_weight(item),
+        rows.success_provenance(item),
+    )
+
+
+def dataset_entry(file_name: str) -> dict[str, Any]:
+    return {
+        "file_name": file_name,
+        "formatting": "sharegpt",
+        "columns": {"messages": "conversations", "system": "system", "tools": "tools"},
+        "tags": {
+            "role_tag": "from",
+            "content_tag": "value",
+            "user_tag": "human",
+            "assistant_tag": "gpt",
+            "observation_tag": "observation",
+            "function_tag": "function_call",
+        },
+    }
+
+
+def dataset_info(include_successes: bool) -> dict[str, Any]:
+    info = {DATASET_NAME: dataset_entry(FILE)}
+    if include_successes:
+        info[SUCCESS_DATASET_NAME] = dataset_entry(SUCCESS_FILE)
+    return info
+
+
+def files(run: Run, options: ExportOptions) -> list[tuple[str, int, Iterator[dict[str, Any]]]]:
+    candidates = rows.exported_candidates(run, options)
+    out = [
+        (
+            FILE,
+            candidates.count(),
+            (candidate_row(c, options) for c in rows.iter_candidates(candidates)),
+        )
+    ]
+    if options.include_successes:
+        items = rows.success_items(run)
+        out.append(
+            (SUCCESS_FILE, items.count(), (success_row(i, options) for i in rows.iter_items(items)))
+        )
+    return out
