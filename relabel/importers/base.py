@@ -1,0 +1,488 @@
+"""What every importer shares: the error type, the parsed form of a trajectory, reading JSON and
+JSONL, turning chat messages into steps, and saving one source file in one transaction.
+
+An importer module parses one *unit* (a file, or a BrowserGym task folder) into a list of
+``Parsed`` and ``Skipped`` records without touching the database; ``save_unit`` then writes the
+unit whole, or raises and writes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from django.db import IntegrityError, transaction
+
+from relabel.models import Dataset, Step, Trajectory, compress_json
+
+
+class TrajectoryImportError(ValueError):
+    """Bad input, located: which file, which record (index and/or id) and which field."""
+
+    def __init__(
+        self, path: Path | str, message: str, *, record: str = "", field: str = ""
+    ) -> None:
+        self.path = str(path)
+        self.record = record
+        self.field = field
+        self.message = message
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        where = [self.path]
+        if self.record:
+            where.append(self.record)
+        if self.field:
+            where.append(f"field '{self.field}'")
+        return f"{': '.join(where)}: {self.message}"
+
+
+@dataclass
+class Parsed:
+    """One trajectory read from a source, ready to save: ``steps`` are unsaved ``Step``s."""
+
+    external_id: str
+    goal: str
+    steps: list[Step]
+    success: bool
+    raw: Any
+    reward: float | None = None
+    raw_label: str = ""
+    final_answer: str = ""
+    failure_reason: str = ""
+    system_prompt: str = ""
+    tools: list[dict[str, Any]] = field(default_factory=list)
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def to_model(self, dataset: Dataset, source_format: str, source_file: str) -> Trajectory:
+        return Trajectory(
+            dataset=dataset,
+            external_id=self.external_id[:300],
+            source_format=source_format,
+            source_file=source_file[-500:],
+            goal=self.goal,
+            system_prompt=self.system_prompt,
+            tools=self.tools,
+            final_answer=self.final_answer,
+            success=self.success,
+            reward=self.reward,
+            raw_label=self.raw_label[:200],
+            failure_reason=self.failure_reason,
+            metadata=self.metadata,
+            step_count=len(self.steps),
+            raw=compress_json(self.raw),
+        )
+
+
+@dataclass
+class Skipped:
+    """A source record deliberately not imported, and why (it is reported, never silently lost)."""
+
+    external_id: str
+    reason: str
+
+
+@dataclass
+class ImportSummary:
+    dataset: str
+    format: str
+    imported: int = 0
+    duplicates: int = 0
+    skipped: int = 0
+    successes: int = 0
+    failures: int = 0
+    skipped_reasons: dict[str, int] = field(default_factory=dict)
+    skipped_ids: list[str] = field(default_factory=list)
+    files: int = 0
+
+    MAX_SKIPPED_IDS = 50
+
+    def add_skip(self, skip: Skipped) -> None:
+        self.skipped += 1
+        self.skipped_reasons[skip.reason] = self.skipped_reasons.get(skip.reason, 0) + 1
+        if len(self.skipped_ids) < self.MAX_SKIPPED_IDS:
+            self.skipped_ids.append(skip.external_id)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "dataset": self.dataset,
+            "format": self.format,
+            "imported": self.imported,
+            "duplicates": self.duplicates,
+            "skipped": self.skipped,
+            "successes": self.successes,
+            "failures": self.failures,
+            "skipped_reasons": dict(self.skipped_reasons),
+            "skipped_ids": list(self.skipped_ids),
+            "files": self.files,
+        }
+
+    def line(self) -> str:
+        text = (
+            f"dataset {self.dataset} ({self.format}): imported {self.imported} "
+            f"({self.successes} successes, {self.failures} failures), "
+            f"{self.duplicates} duplicates, {self.skipped} skipped from {self.files} file(s)"
+        )
+        if self.skipped_reasons:
+            reasons = "; ".join(f"{n} x {why}" for why, n in self.skipped_reasons.items())
+            text += f" [skipped: {reasons}: {', '.join(self.skipped_ids)}]"
+        return text
+
+
+# --- reading ---------------------------------------------------------------------------------
+
+
+def load_json(path: Path) -> Any:
+    try:
+        with path.open("rb") as f:
+            return json.load(f)
+    except json.JSONDecodeError as err:
+        raise TrajectoryImportError(
+            path, f"not valid JSON (line {err.lineno}, column {err.colno}: {err.msg})"
+        ) from None
+    except UnicodeDecodeError as err:
+        raise TrajectoryImportError(path, f"not UTF-8 text ({err.reason})") from None
+
+
+def read_records(path: Path) -> Iterator[tuple[str, Any]]:
+    """Records of a JSON array, a single JSON object, or JSONL, each with a locator for errors.
+
+    The locator is "record N" (1-based) for JSON and "line N" for JSONL.
+    """
+    if path.suffix.lower() in (".jsonl", ".ndjson"):
+        yield from _read_jsonl(path)
+        return
+    data = load_json(path)
+    if isinstance(data, list):
+        for i, record in enumerate(data, 1):
+            yield f"record {i}", record
+    else:
+        yield "record 1", data
+
+
+def _read_jsonl(path: Path) -> Iterator[tuple[str, Any]]:
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as err:
+        raise TrajectoryImportError(path, f"not UTF-8 text ({err.reason})") from None
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            yield f"line {n}", json.loads(line)
+        except json.JSONDecodeError as err:
+            raise TrajectoryImportError(
+                path, f"not valid JSON (column {err.colno}: {err.msg})", record=f"line {n}"
+            ) from None
+
+
+def record_number(locator: str) -> int:
+    return int(locator.rsplit(" ", 1)[-1])
+
+
+def with_id(locator: str, external_id: Any) -> str:
+    return f"{locator} (id {external_id!r})" if external_id not in (None, "") else locator
+
+
+def text_of(value: Any) -> str:
+    """Message content as text: strings as they are, content parts joined, anything else as JSON."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list) and all(isinstance(p, dict) for p in value):
+        return "\n".join(str(p.get("text", "")) for p in value if p.get("type", "text") == "text")
+    return json.dumps(value, ensure_ascii=False)
+
+
+def parse_arguments(arguments: Any) -> Any:
+    """Tool-call arguments as an object when they are JSON, else kept as they came (a string)."""
+    if isinstance(arguments, dict):
+        return arguments
+    if isinstance(arguments, str):
+        try:
+            value = json.loads(arguments)
+        except json.JSONDecodeError:
+            return arguments
+        return value if isinstance(value, dict) else arguments
+    return {} if arguments is None else arguments
+
+
+def outcome_from(value: Any) -> tuple[bool, float | None]:
+    """(success, reward) from a label: booleans, "True"/"False" strings, or a numeric reward.
+
+    Success is the full reward only: 0.33 is a failure that keeps its reward.
+    """
+    if isinstance(value, bool):
+        return value, None
+    if isinstance(value, int | float):
+        return float(value) >= 1.0, float(value)
+    if isinstance(value, str):
+        lowered = value.strip().lower()
+        if lowered in ("true", "yes", "1", "success", "correct", "pass"):
+            return True, None
+        if lowered in ("false", "no", "0", "failure", "fail", "incorrect", ""):
+            return False, None
+        try:
+            return outcome_from(float(lowered))
+        except ValueError:
+            pass
+    raise ValueError(f"cannot read a success label from {value!r}")
+
+
+def label(name: str, value: Any) -> str:
+    return f"{name}={value}"
+
+
+# --- chat messages to steps -------------------------------------------------------------------
+
+
+@dataclass
+class Conversation:
+    system_prompt: str
+    opening: str
+    steps: list[Step]
+    final_answer: str
+    finish: dict[str, Any] | None = None
+
+
+class _StepsBuilder:
+    """Folds OpenAI-style messages into steps: one per assistant turn (one per tool call when a
+    turn makes several), each answered by its tool result or by the user's reply."""
+
+    def __init__(self, finish_tool: str | None) -> None:
+        self.finish_tool = finish_tool
+        self.steps: list[dict[str, Any]] = []
+        self.system: list[str] = []
+        self.opening: list[str] = []
+        self.finish: dict[str, Any] | None = None
+
+    def add(self, index: int, message: dict[str, Any]) -> None:
+        role = message["role"]
+        if role == "system":
+            if self.steps:
+                self._reply(index, message["content"], "user", message)
+            else:
+                self.system.append(message["content"])
+        elif role == "user":
+            if not self.steps:
+                self.opening.append(message["content"])
+            else:
+                self._reply(index, message["content"], "user", message)
+        elif role == "assistant":
+            self._assistant(index, message)
+        else:
+            self._tool_result(index, message)
+
+    def _new_step(self, index: int, message: dict[str, Any], **fields: Any) -> dict[str, Any]:
+        meta = {"message_index": index}
+        if message.get("name"):
+            meta["speaker"] = message["name"]
+        step = {"thought": "", "action": "", "action_input": {}, "call_id": "", **fields}
+        step.update(observation=None, observation_role="tool", metadata=meta)
+        self.steps.append(step)
+        return step
+
+    def _assistant(self, index: int, message: dict[str, Any]) -> None:
+        thought = message["content"]
+        calls = message["tool_calls"]
+        for call in calls:
+            if self.finish_tool and call["name"] == self.finish_tool:
+                self.finish = parse_arguments(call["arguments"])
+                if not isinstance(self.finish, dict):
+                    self.finish = {"final_answer": text_of(self.finish)}
+                continue
+            self._new_step(
+                index,
+                message,
+                thought=thought,
+                action=call["name"],
+                action_input=parse_arguments(call["arguments"]),
+                call_id=call["id"],
+            )
+            thought = ""  # the turn's thought belongs to its first call
+        if thought or not calls:
+            self._new_step(index, message, thought=thought)
+
+    def _tool_result(self, index: int, message: dict[str, Any]) -> None:
+        waiting = [s for s in self.steps if s["action"] and s["observation"] is None]
+        match = next((s for s in waiting if s["call_id"] and s["call_id"] == message["id"]), None)
+        step = match or (waiting[0] if waiting else None)
+        if step is None:  # a result nobody asked for: keep it, as a reply to an empty turn
+            step = self._new_step(index, message)
+        step["observation"] = message["content"]
+        step["observation_role"] = "tool"
+        if message.get("name"):
+            step["metadata"]["observed_from"] = message["name"]
+
+    def _reply(self, index: int, text: str, role: str, message: dict[str, Any]) -> None:
+        last = self.steps[-1]
+        if not last["action"] and last["observation"] is None:
+            last["observation"] = text
+            last["observation_role"] = role
+            if message.get("name"):
+                last["metadata"]["observed_from"] = message["name"]
+        elif not last["action"] and last["observation_role"] == role:
+            last["observation"] += "\n\n" + text
+        else:  # the reply follows a tool result: an empty assistant turn keeps the order
+            step = self._new_step(index, {})
+            step["observation"] = text
+            step["observation_role"] = role
+            if message.get("name"):
+                step["metadata"]["observed_from"] = message["name"]
+
+    def conversation(self) -> Conversation:
+        final = ""
+        last = self.steps[-1] if self.steps else None
+        if last and not last["action"] and last["observation"] is None and last["thought"]:
+            final = self.steps.pop()["thought"]
+        if self.finish:
+            final = text_of(self.finish.get("final_answer", "")) or final
+        steps = [
+            Step.build(index=i, **{**s, "observation": s["observation"] or ""})
+            for i, s in enumerate(self.steps)
+        ]
+        return Conversation(
+            system_prompt="\n\n".join(self.system),
+            opening="\n\n".join(self.opening),
+            steps=steps,
+            final_answer=final,
+            finish=self.finish,
+        )
+
+
+ROLES = {"system", "user", "assistant", "tool", "function"}
+
+
+def normalise_message(message: Any, where: str, path: Path, record: str) -> dict[str, Any]:
+    """One OpenAI message (new tool_calls or old function_call form) as a plain dict."""
+    if not isinstance(message, dict):
+        raise TrajectoryImportError(path, "a message must be an object", record=record, field=where)
+    role = message.get("role")
+    if role not in ROLES:
+        raise TrajectoryImportError(
+            path, f"unknown role {role!r}", record=record, field=f"{where}.role"
+        )
+    calls = []
+    for j, call in enumerate(message.get("tool_calls") or []):
+        fn = call.get("function") if isinstance(call, dict) else None
+        if not isinstance(fn, dict) or not fn.get("name"):
+            raise TrajectoryImportError(
+                path,
+                "a tool call needs function.name",
+                record=record,
+                field=f"{where}.tool_calls[{j}]",
+            )
+        calls.append({"id": str(call.get("id") or ""), **_call(fn)})
+    if isinstance(message.get("function_call"), dict):
+        calls.append({"id": "", **_call(message["function_call"])})
+    return {
+        "role": "tool" if role == "function" else role,
+        "content": text_of(message.get("content")),
+        "tool_calls": calls,
+        "id": str(message.get("tool_call_id") or ""),
+        "name": str(message.get("name") or ""),
+    }
+
+
+def _call(fn: dict[str, Any]) -> dict[str, Any]:
+    return {"name": str(fn.get("name")), "arguments": fn.get("arguments")}
+
+
+def conversation_from_messages(
+    messages: Any,
+    *,
+    path: Path,
+    record: str,
+    field_name: str = "messages",
+    finish_tool: str | None = None,
+) -> Conversation:
+    """Steps, system prompt, opening user message and final answer from a message list.
+
+    The opening user message(s) before the first assistant turn are returned apart: the goal
+    usually comes from there. A last plain assistant message becomes the final answer.
+    ``finish_tool`` names a tool whose call ends the run with the final answer (ToolBench's
+    Finish): it is read as the answer, not kept as a step.
+    """
+    if not isinstance(messages, list):
+        raise TrajectoryImportError(
+            path, "must be a list of messages", record=record, field=field_name
+        )
+    builder = _StepsBuilder(finish_tool)
+    for i, message in enumerate(messages):
+        builder.add(i, normalise_message(message, f"{field_name}[{i}]", path, record))
+    return builder.conversation()
+
+
+# --- saving ------------------------------------------------------------------------------------
+
+
+@dataclass
+class UnitResult:
+    imported: int = 0
+    duplicates: int = 0
+    successes: int = 0
+    failures: int = 0
+    skipped: list[Skipped] = field(default_factory=list)
+
+
+def save_unit(
+    dataset_name: str,
+    records: Iterable[Parsed | Skipped],
+    *,
+    source_format: str,
+    source_file: str,
+) -> UnitResult:
+    """Saves one parsed unit in one transaction; known external ids count as duplicates."""
+    result = UnitResult()
+    parsed: list[Parsed] = []
+    seen: set[str] = set()
+    for record in records:
+        if isinstance(record, Skipped):
+            result.skipped.append(record)
+        elif record.external_id in seen:
+            result.duplicates += 1
+        else:
+            seen.add(record.external_id)
+            parsed.append(record)
+    try:
+        with transaction.atomic():
+            dataset, _ = Dataset.objects.get_or_create(name=dataset_name)
+            known = set(
+                Trajectory.objects.filter(dataset=dataset, external_id__in=seen).values_list(
+                    "external_id", flat=True
+                )
+            )
+            new = [p for p in parsed if p.external_id not in known]
+            result.duplicates += len(parsed) - len(new)
+            _create(dataset, new, source_format, source_file)
+    except IntegrityError as err:
+        raise TrajectoryImportError(
+            source_file,
+            f"could not be saved ({err}); another import into {dataset_name!r} may have run at "
+            "the same time: run this one again (what is already there is skipped)",
+        ) from None
+    result.imported = len(new)
+    result.successes = sum(1 for p in new if p.success)
+    result.failures = len(new) - result.successes
+    return result
+
+
+STEP_BATCH = 1000
+
+
+def _create(dataset: Dataset, new: list[Parsed], source_format: str, source_file: str) -> None:
+    if not new:
+        return
+    trajectories = Trajectory.objects.bulk_create(
+        [p.to_model(dataset, source_format, source_file) for p in new], batch_size=500
+    )
+    steps: list[Step] = []
+    for trajectory, parsed in zip(trajectories, new, strict=True):
+        for step in parsed.steps:
+            step.trajectory = trajectory
+            steps.append(step)
+    Step.objects.bulk_create(steps, batch_size=STEP_BATCH)

@@ -1,0 +1,60 @@
+"""``--format auto``: which importer reads a path, from its layout and its first record."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from relabel.importers import browsergym, taubench, toolbench
+from relabel.importers.base import TrajectoryImportError, load_json
+
+MESSAGE_KEYS = ("messages", "conversations", "history")
+
+
+def detect(path: Path, mapping: dict[str, str] | None = None) -> str:
+    """The format name for a file or folder; a TrajectoryImportError says why none fits."""
+    if path.is_dir():
+        if browsergym.is_task_folder(path) or any(
+            browsergym.is_task_folder(p) for p in path.iterdir()
+        ):
+            return browsergym.NAME
+        raise TrajectoryImportError(
+            path, "cannot tell the format of this folder (not a BrowserGym results folder)"
+        )
+    if path.suffix.lower() in (".jsonl", ".ndjson"):
+        return classify(_first_line(path), path, mapping)
+    data = load_json(path)
+    if toolbench.is_answer_file(data) or toolbench.is_eval_file(data):
+        return toolbench.NAME
+    first = data[0] if isinstance(data, list) and data else data
+    return classify(first, path, mapping)
+
+
+def classify(record: Any, path: Path, mapping: dict[str, str] | None = None) -> str:
+    if taubench.looks_like(record):
+        return taubench.NAME
+    if isinstance(record, dict):
+        if "original_prompt" in record or ("trajectory_id" in record and "steps" in record):
+            return "agenther"
+        if mapping or any(key in record for key in MESSAGE_KEYS):
+            return "messages"
+    raise TrajectoryImportError(
+        path,
+        "cannot tell the format: expected an agenther, browsergym, toolbench, tau-bench or "
+        "messages file (name it with --format)",
+        record="record 1",
+    )
+
+
+def _first_line(path: Path) -> Any:
+    with path.open(encoding="utf-8", errors="replace") as f:
+        for n, line in enumerate(f, 1):
+            if line.strip():
+                try:
+                    return json.loads(line)
+                except json.JSONDecodeError as err:
+                    raise TrajectoryImportError(
+                        path, f"not valid JSON (column {err.colno}: {err.msg})", record=f"line {n}"
+                    ) from None
+    raise TrajectoryImportError(path, "the file is empty")
