@@ -1,11 +1,26 @@
-"""A run's configuration: defaults, loading from TOML, validation. Frozen into Run.config."""
+"""A run's configuration: defaults, loading from TOML, validation. Frozen into Run.config.
+
+The TOML file (see relabel/sample-config.toml) may set any key of ``DEFAULTS``. Endpoints are
+never secrets in the file: a stage or judge names the environment variable holding its API key
+(``api_key_env``), and only that name is frozen into the run.
+
+``resolve_endpoints`` fills every stage and judge with its model, base_url and concurrency, taking
+the defaults from settings (OPENAI_BASE_URL, AGENTHER_DEFAULT_MODEL); the run stores the result, so
+a later change of the environment does not change what a run did.
+"""
 
 from __future__ import annotations
 
 import copy
+import os
+import tomllib
+from pathlib import Path
 from typing import Any
 
 PROMPT_VERSION = "v1"
+STAGES = ("detect", "extract", "relabel")
+BACKENDS = ("rules", "openai")
+JSON_MODES = ("json_schema", "json_object")
 
 DEFAULTS: dict[str, Any] = {
     "backend": "rules",
@@ -15,10 +30,28 @@ DEFAULTS: dict[str, Any] = {
     "severity_delta": 0.3,
     "attempts": 3,
     "temperatures": [0.2, 0.5, 0.8],
-    # Stage -> {"model", "base_url", "api_key_env"}; empty base_url means OPENAI_BASE_URL.
+    # How the gate's confidence is computed from the generator's and the judges' confidences.
+    "aggregation": "min",
+    # Stage -> {"model", "base_url", "api_key_env", "concurrency", "json_mode"};
+    # an empty base_url means settings.OPENAI_BASE_URL.
     "stages": {},
-    # Each judge: {"name", "model", "base_url", "api_key_env"}.
+    # Each judge: {"name", "model", "base_url", "api_key_env", "concurrency", "json_mode"}.
+    # Empty means one judge on the default endpoint.
     "judges": [],
+    # Calls in flight per endpoint (per worker process), unless the endpoint sets its own.
+    "concurrency": 16,
+    # Prompt budget in (estimated) tokens, and the reply budget.
+    "max_prompt_tokens": 6000,
+    "max_completion_tokens": 800,
+    "request_timeout": 60.0,
+    "max_retries": 4,
+    "retry_backoff": 0.5,
+    "malformed_retries": 2,
+    # Items per Celery task when a broker is configured (without one, one task takes them all).
+    "chunk_size": 32,
+    # Model -> {"prompt": USD per 1M tokens, "completion": USD per 1M tokens}; merged over
+    # relabel.llm.pricing.DEFAULT_PRICES.
+    "prices": {},
     "review": {
         "raters_per_candidate": 1,
         "second_rater_share": 0.0,
@@ -28,6 +61,13 @@ DEFAULTS: dict[str, Any] = {
     },
 }
 
+ENDPOINT_KEYS = {"model", "base_url", "api_key_env", "concurrency", "json_mode"}
+AGGREGATIONS = ("min", "mean")
+
+
+class ConfigError(ValueError):
+    """A configuration value is wrong; the message names the key."""
+
 
 def default_config(**overrides: Any) -> dict[str, Any]:
     config = copy.deepcopy(DEFAULTS)
@@ -36,4 +76,191 @@ def default_config(**overrides: Any) -> dict[str, Any]:
             config[key].update(value)
         else:
             config[key] = value
+    return config
+
+
+def load_toml(path: str | Path) -> dict[str, Any]:
+    """The table in a TOML file, with a clear error naming the file when it cannot be read."""
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such configuration file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+
+
+def load_config(
+    path: str | Path | None = None,
+    *,
+    backend: str | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Defaults, then the TOML file, then explicit overrides, then ``backend``, validated."""
+    table = load_toml(path) if path else {}
+    where = str(path) if path else "config"
+    table.update(overrides or {})
+    if backend:
+        table["backend"] = backend
+    return validate_config(table, where=where)
+
+
+def validate_config(table: dict[str, Any], *, where: str = "config") -> dict[str, Any]:
+    """Checks every key and returns the full configuration (defaults filled in)."""
+    unknown = sorted(set(table) - set(DEFAULTS))
+    if unknown:
+        raise ConfigError(f"{where}: unknown key {unknown[0]!r} (known: {', '.join(DEFAULTS)})")
+    config = default_config(**table)
+    _check_choice(config, "backend", BACKENDS, where)
+    _check_choice(config, "aggregation", AGGREGATIONS, where)
+    for key in ("accept_threshold", "reject_threshold", "severity_delta"):
+        _check_number(config, key, where, low=0.0, high=1.0)
+    if config["reject_threshold"] > config["accept_threshold"]:
+        raise ConfigError(
+            f"{where}: reject_threshold ({config['reject_threshold']}) is above "
+            f"accept_threshold ({config['accept_threshold']})"
+        )
+    for key in ("attempts", "concurrency", "max_prompt_tokens", "max_completion_tokens"):
+        _check_int(config, key, where, low=1)
+    for key in ("max_retries", "malformed_retries"):
+        _check_int(config, key, where, low=0)
+    _check_int(config, "chunk_size", where, low=1)
+    for key in ("request_timeout", "retry_backoff"):
+        _check_number(config, key, where, low=0.0)
+    _check_temperatures(config, where)
+    _check_stages(config, where)
+    _check_judges(config, where)
+    _check_prices(config, where)
+    return config
+
+
+def _fail(where: str, key: str, problem: str) -> None:
+    raise ConfigError(f"{where}: {key} {problem}")
+
+
+def _check_choice(config: dict, key: str, choices: tuple[str, ...], where: str) -> None:
+    if config[key] not in choices:
+        _fail(where, key, f"is {config[key]!r}; expected one of {', '.join(choices)}")
+
+
+def _check_number(
+    config: dict, key: str, where: str, *, low: float, high: float | None = None, name: str = ""
+) -> None:
+    value = config[key]
+    name = name or key
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        _fail(where, name, f"must be a number, not {value!r}")
+    if value < low or (high is not None and value > high):
+        _fail(where, name, f"is {value}; expected {low}..{high if high is not None else 'inf'}")
+
+
+def _check_int(config: dict, key: str, where: str, *, low: int, name: str = "") -> None:
+    value = config[key]
+    name = name or key
+    if isinstance(value, bool) or not isinstance(value, int):
+        _fail(where, name, f"must be an integer, not {value!r}")
+    if value < low:
+        _fail(where, name, f"is {value}; expected at least {low}")
+
+
+def _check_temperatures(config: dict, where: str) -> None:
+    temps = config["temperatures"]
+    if not isinstance(temps, list) or not temps:
+        _fail(where, "temperatures", "must be a non-empty list of numbers")
+    for i, t in enumerate(temps):
+        if isinstance(t, bool) or not isinstance(t, int | float) or not 0 <= t <= 2:
+            _fail(where, f"temperatures[{i}]", f"is {t!r}; expected a number in 0..2")
+
+
+def _check_endpoint(entry: Any, name: str, where: str) -> None:
+    if not isinstance(entry, dict):
+        _fail(where, name, "must be a table")
+    allowed = ENDPOINT_KEYS | ({"name"} if name.startswith("judges") else set())
+    unknown = sorted(set(entry) - allowed)
+    if unknown:
+        _fail(where, f"{name}.{unknown[0]}", f"is not a known key ({', '.join(sorted(allowed))})")
+    for key in ("model", "base_url", "api_key_env", "name"):
+        if key in entry and not isinstance(entry[key], str):
+            _fail(where, f"{name}.{key}", f"must be a string, not {entry[key]!r}")
+    if "api_key" in entry:
+        _fail(where, f"{name}.api_key", "is not allowed: name an environment variable instead")
+    if "concurrency" in entry:
+        _check_int(entry, "concurrency", where, low=1, name=f"{name}.concurrency")
+    if "json_mode" in entry and entry["json_mode"] not in JSON_MODES:
+        _fail(
+            where,
+            f"{name}.json_mode",
+            f"is {entry['json_mode']!r}; expected json_schema or json_object",
+        )
+
+
+def _check_stages(config: dict, where: str) -> None:
+    stages = config["stages"]
+    if not isinstance(stages, dict):
+        _fail(where, "stages", "must be a table of detect / extract / relabel")
+    for stage, entry in stages.items():
+        if stage not in STAGES:
+            _fail(where, f"stages.{stage}", f"is not a stage ({', '.join(STAGES)})")
+        _check_endpoint(entry, f"stages.{stage}", where)
+
+
+def _check_judges(config: dict, where: str) -> None:
+    judges = config["judges"]
+    if not isinstance(judges, list):
+        _fail(where, "judges", "must be a list of tables ([[judges]] in TOML)")
+    names = set()
+    for i, entry in enumerate(judges):
+        _check_endpoint(entry, f"judges[{i}]", where)
+        name = entry.get("name") or f"judge-{i + 1}"
+        if name in names:
+            _fail(where, f"judges[{i}].name", f"{name!r} is used twice")
+        names.add(name)
+
+
+def _check_prices(config: dict, where: str) -> None:
+    prices = config["prices"]
+    if not isinstance(prices, dict):
+        _fail(where, "prices", "must be a table of model -> {prompt, completion}")
+    for model, entry in prices.items():
+        if not isinstance(entry, dict) or set(entry) != {"prompt", "completion"}:
+            _fail(where, f"prices.{model}", "must have exactly prompt and completion (USD per 1M)")
+        for key in ("prompt", "completion"):
+            _check_number(entry, key, where, low=0.0, name=f"prices.{model}.{key}")
+
+
+def resolve_endpoints(
+    config: dict[str, Any], *, default_base_url: str, default_model: str
+) -> dict[str, Any]:
+    """Fills every stage and judge with model, base_url, api_key_env, concurrency, json_mode.
+
+    Raises ConfigError when the openai backend has a stage or judge without an endpoint.
+    """
+    config = copy.deepcopy(config)
+    base = {
+        "model": default_model,
+        "base_url": default_base_url,
+        "api_key_env": "",
+        "concurrency": config["concurrency"],
+        "json_mode": "json_schema",
+    }
+    config["stages"] = {s: {**base, **config["stages"].get(s, {})} for s in STAGES}
+    judges = config["judges"] or [{"name": "judge-1"}]
+    config["judges"] = [
+        {**base, "name": j.get("name") or f"judge-{i + 1}", **j} for i, j in enumerate(judges)
+    ]
+    for entry in config["judges"]:
+        entry["name"] = entry["name"] or "judge"
+    if config["backend"] == "openai":
+        named = [(f"stages.{s}", e) for s, e in config["stages"].items()]
+        named += [(f"judges[{i}]", e) for i, e in enumerate(config["judges"])]
+        for name, entry in named:
+            if not entry["base_url"]:
+                raise ConfigError(
+                    f"the openai backend needs an endpoint: {name}.base_url is empty and "
+                    "OPENAI_BASE_URL is not set"
+                )
+            if entry["api_key_env"] and not os.environ.get(entry["api_key_env"]):
+                raise ConfigError(
+                    f"{name}.api_key_env names {entry['api_key_env']}, which is not set"
+                )
     return config

@@ -1,0 +1,228 @@
+"""The rules backend: every stage offline, deterministic, from the trajectory alone.
+
+It is the demo's backend and a baseline to compare models against. What it does:
+
+- detect: error observations, give-up answers, a missing final answer and a partial reward map
+  to a failure type; severity grows with the share of failed steps and when nothing was answered.
+- extract: each step whose action returned something other than an error becomes an achievement
+  grounded to that step; the final answer is an achievement grounded to the last step.
+- relabel: attempt 1 turns the final answer into a "find and report" goal, attempt 2 the last
+  successful observation, attempt 3 the sequence of actions. Confidence falls from template to
+  template and with the share of failed steps and the severity, so items spread over the gate.
+- the panel: "rules-grounding" (vetoes goals with no grounded achievement behind them) and
+  "rules-specificity" (vetoes goals too vague or too long to be an instruction).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from relabel.backends import ItemContext
+from relabel.models import Step
+
+ERROR = re.compile(
+    r"\b(error|exception|traceback|failed|failure|not found|invalid|timed? ?out|denied|"
+    r"unavailable|forbidden|errno)\b",
+    re.I,
+)
+GIVE_UP = re.compile(r"give[ _]?up|gave up|unable to|cannot|can't|could not|not possible", re.I)
+TAGS = re.compile(r"</?\w+[^>]*>")
+SPACE = re.compile(r"\s+")
+PANEL = [
+    {"name": "rules-grounding", "model": "rules", "endpoint": "offline"},
+    {"name": "rules-specificity", "model": "rules", "endpoint": "offline"},
+]
+
+
+def clean(text: str, limit: int) -> str:
+    """One line of at most ``limit`` characters, markup and runs of space removed."""
+    text = SPACE.sub(" ", TAGS.sub(" ", text or "")).strip()
+    return text if len(text) <= limit else text[: limit - 3].rstrip() + "..."
+
+
+def first_sentence(text: str, limit: int = 140) -> str:
+    text = clean(text, 2000)
+    match = re.match(r"(.+?[.!?])(\s|$)", text)
+    return clean(match.group(1) if match else text, limit)
+
+
+def is_error(step: Step) -> bool:
+    return bool(ERROR.search(step.observation[:2000]))
+
+
+def action_phrase(step: Step) -> str:
+    """``search "copper wire supplier"``: the action and its first short argument."""
+    arguments = step.action_input
+    if isinstance(arguments, str):
+        try:
+            arguments = json.loads(arguments)
+        except ValueError:
+            return (
+                clean(arguments, 60)
+                if step.action in arguments
+                else clean(f"{step.action} {arguments}", 60)
+            )
+    values = arguments.values() if isinstance(arguments, dict) else [arguments]
+    shown = [v for v in values if isinstance(v, str | int | float) and str(v).strip()]
+    if shown:
+        return clean(f'{step.action} "{shown[0]}"', 60)
+    return step.action
+
+
+def error_share(steps: list[Step]) -> float:
+    acted = [s for s in steps if s.action]
+    return sum(is_error(s) for s in acted) / len(acted) if acted else 0.0
+
+
+def final_answer(ctx: ItemContext) -> str:
+    answer = ctx.trajectory.final_answer.strip()
+    return "" if GIVE_UP.search(answer[:300]) else answer
+
+
+class RulesBackend:
+    name = "rules"
+
+    def __init__(self, config: dict[str, Any]):
+        self.config = config
+
+    # -- stage 1 -------------------------------------------------------------------------------
+
+    def detect(self, ctx: ItemContext) -> dict[str, Any]:
+        t, steps = ctx.trajectory, ctx.steps
+        errors = error_share(steps)
+        text = " ".join([t.failure_reason, t.raw_label, t.final_answer[:300]])
+        if not steps:
+            kind, severity, why = "incomplete", 0.95, "the agent took no step"
+        elif steps and is_error(steps[-1]) and errors >= 0.5:
+            kind, severity, why = "tool_error", 0.5 + 0.4 * errors, "most actions returned errors"
+        elif GIVE_UP.search(text):
+            kind, severity, why = "incomplete", 0.55, "the agent gave up"
+        elif t.reward is not None and 0 < t.reward < 1:
+            kind, severity, why = "constraint_violation", 0.6 * (1 - t.reward), "partial reward"
+        elif not t.final_answer.strip():
+            kind, severity, why = "incomplete", 0.45, "no final answer"
+        elif errors > 0:
+            kind, severity, why = "tool_error", 0.3 + 0.4 * errors, "some actions returned errors"
+        else:
+            kind, severity, why = "wrong_result", 0.35, "the answer was judged wrong"
+        if 0 < len(steps) < 2:
+            severity += 0.1
+        severity = round(min(1.0, severity), 2)
+        return {
+            "failure_type": kind,
+            "severity": severity,
+            "recoverable": severity < 0.7,
+            "explanation": f"{why} ({len(steps)} steps, {errors:.0%} with errors)",
+        }
+
+    # -- stage 2 -------------------------------------------------------------------------------
+
+    def extract(self, ctx: ItemContext) -> dict[str, Any]:
+        steps = ctx.steps
+        achievements = []
+        for step in steps[-8:]:
+            if not step.action or is_error(step):
+                continue
+            seen = first_sentence(step.observation, 120)
+            text = f"Ran {action_phrase(step)}" + (f" and got: {seen}" if seen else "")
+            achievements.append({"text": text, "steps": [step.index]})
+        answer = final_answer(ctx)
+        if answer and steps:
+            achievements.append(
+                {"text": f"Answered: {clean(answer, 200)}", "steps": [steps[-1].index]}
+            )
+        observations = [
+            first_sentence(s.observation) for s in steps[-3:] if s.observation and not is_error(s)
+        ]
+        limitations = [
+            f"Step {s.index} failed: {first_sentence(s.observation, 100)}"
+            for s in steps
+            if s.action and is_error(s)
+        ][:5]
+        if not ctx.trajectory.final_answer.strip():
+            limitations.append("The agent gave no final answer.")
+        if ctx.trajectory.failure_reason:
+            limitations.append(clean(ctx.trajectory.failure_reason, 200))
+        return {
+            "achievements": achievements,
+            "key_observations": observations,
+            "limitations": limitations,
+        }
+
+    # -- stage 3 -------------------------------------------------------------------------------
+
+    def relabel(
+        self,
+        ctx: ItemContext,
+        outcome: dict[str, Any],
+        *,
+        attempt: int,
+        temperature: float,
+        refused: list[dict[str, Any]],
+    ) -> dict[str, Any]:
+        templates = [self._from_answer, self._from_observation, self._from_actions]
+        goal, rationale, base = templates[attempt % len(templates)](ctx)
+        severity = float(ctx.memo.get("severity", 0.5))
+        confidence = base * (1 - 0.7 * error_share(ctx.steps)) * (1.1 - 0.8 * severity)
+        return {
+            "hindsight_goal": goal,
+            "rationale": rationale,
+            "confidence": round(min(1.0, max(0.0, confidence)), 3),
+        }
+
+    def _tools(self, ctx: ItemContext) -> str:
+        names = list(dict.fromkeys(s.action for s in ctx.steps if s.action))
+        return ", ".join(names[:4]) or "the conversation"
+
+    def _from_answer(self, ctx: ItemContext) -> tuple[str, str, float]:
+        answer = final_answer(ctx)
+        if not answer:
+            return "", "no final answer to build on", 0.0
+        goal = f"Using {self._tools(ctx)}, find and report the following: {clean(answer, 200)}"
+        return goal, f"The final answer states it after {len(ctx.steps)} steps.", 0.9
+
+    def _from_observation(self, ctx: ItemContext) -> tuple[str, str, float]:
+        for step in reversed(ctx.steps):
+            if step.action and not is_error(step) and first_sentence(step.observation):
+                seen = first_sentence(step.observation, 160)
+                goal = f"Run {action_phrase(step)} and report what it returns: {seen}"
+                return goal, f"Step {step.index} returned it.", 0.6
+        return "", "no successful action to build on", 0.0
+
+    def _from_actions(self, ctx: ItemContext) -> tuple[str, str, float]:
+        acted = [s for s in ctx.steps if s.action and not is_error(s)][-5:]
+        if not acted:
+            return "", "no successful action to build on", 0.0
+        plan = "; then ".join(action_phrase(s) for s in acted)
+        steps = [s.index for s in acted]
+        return f"Carry out these actions in order: {plan}.", f"Steps {steps} did this.", 0.4
+
+    # -- judges --------------------------------------------------------------------------------
+
+    def panel(self) -> list[dict[str, Any]]:
+        return PANEL
+
+    def judge(self, ctx: ItemContext, judge: dict[str, Any], goal: str) -> dict[str, Any]:
+        if judge["name"] == "rules-grounding":
+            return self._judge_grounding(ctx)
+        return self._judge_specificity(goal)
+
+    def _judge_grounding(self, ctx: ItemContext) -> dict[str, Any]:
+        achievements = ctx.memo.get("outcome", {}).get("achievements", [])
+        if not achievements:
+            return {"accept": False, "confidence": 0.0, "reason": "no grounded achievement"}
+        grounded = len({s for a in achievements for s in a["steps"]})
+        confidence = min(1.0, 0.5 + 0.15 * grounded) * (1 - 0.5 * error_share(ctx.steps))
+        return {
+            "accept": True,
+            "confidence": round(confidence, 3),
+            "reason": f"{len(achievements)} achievements grounded to {grounded} steps",
+        }
+
+    def _judge_specificity(self, goal: str) -> dict[str, Any]:
+        words = len(goal.split())
+        if words < 6 or words > 90:
+            return {"accept": False, "confidence": 0.1, "reason": f"{words} words: not a task"}
+        return {"accept": True, "confidence": 0.9, "reason": f"a specific {words}-word task"}

@@ -1,0 +1,382 @@
+"""The one LLM client wrapper: cache, accounting, retries with backoff, per-endpoint concurrency.
+
+Every stage of the openai backend calls ``LLMClient.complete_json``. It
+
+- serves identical requests (same model, messages and parameters) from LLMCacheEntry, recorded as
+  cached calls that cost nothing;
+- holds at most ``concurrency`` requests in flight per endpoint (per process), releasing the slot
+  while it backs off;
+- retries timeouts, connection errors, 429 and 5xx with exponential backoff and jitter (honouring
+  Retry-After), and re-asks when the reply is not JSON matching the stage's schema;
+- records every HTTP attempt as an LLMCall (tokens from the endpoint's usage, our own estimate
+  beside them, cost from the run's price table, latency, error).
+
+Records are collected in a CallLog per trajectory and written in one go when the trajectory is
+done (or fails), so a worker makes one write per trajectory rather than one per call.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import random
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import openai
+from django.conf import settings
+
+from relabel.llm.pricing import cost_usd, price_table
+from relabel.llm.prompts import Prompt
+from relabel.llm.schema import schema_errors
+from relabel.models import LLMCacheEntry, LLMCall
+from relabel.tokens import estimate_tokens
+
+logger = logging.getLogger("agenther.llm")
+
+RETRYABLE_STATUS = {408, 409, 425, 429}
+MAX_BACKOFF_SECONDS = 30.0
+
+
+class LLMError(Exception):
+    """A call that failed for good (after its retries)."""
+
+
+class MalformedOutput(LLMError):
+    """The endpoint kept answering with something that is not the stage's JSON."""
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where one stage or judge sends its requests (a resolved entry of the run's config)."""
+
+    model: str
+    base_url: str
+    api_key_env: str = ""
+    concurrency: int = 16
+    json_mode: str = "json_schema"
+
+    @classmethod
+    def from_config(cls, entry: dict[str, Any]) -> Endpoint:
+        return cls(**{k: entry[k] for k in cls.__dataclass_fields__ if k in entry})
+
+    @property
+    def api_key(self) -> str:
+        key = os.environ.get(self.api_key_env, "") if self.api_key_env else ""
+        # Local servers (vLLM, Ollama, the test server) accept any key; the client wants one.
+        return key or settings.OPENAI_API_KEY or "no-key"
+
+
+@dataclass
+class CallLog:
+    """The calls made for one trajectory, written together by ``flush``."""
+
+    run_id: int | None
+    trajectory_id: int | None
+    calls: list[LLMCall] = field(default_factory=list)
+    cache_entries: list[LLMCacheEntry] = field(default_factory=list)
+
+    def flush(self) -> None:
+        if self.calls:
+            LLMCall.objects.bulk_create(self.calls)
+        if self.cache_entries:
+            LLMCacheEntry.objects.bulk_create(self.cache_entries, ignore_conflicts=True)
+        self.calls, self.cache_entries = [], []
+
+
+_registry_lock = threading.Lock()
+_clients: dict[tuple[str, str, float], openai.OpenAI] = {}
+_slots: dict[tuple[str, int], threading.BoundedSemaphore] = {}
+_json_object_only: set[str] = set()
+
+
+def endpoint_slots(endpoint: Endpoint) -> threading.BoundedSemaphore:
+    with _registry_lock:
+        key = (endpoint.base_url, endpoint.concurrency)
+        if key not in _slots:
+            _slots[key] = threading.BoundedSemaphore(endpoint.concurrency)
+        return _slots[key]
+
+
+def openai_client(endpoint: Endpoint, timeout: float) -> openai.OpenAI:
+    # One client (one HTTP connection pool) per endpoint and process, shared by all threads.
+    key = (endpoint.base_url, endpoint.api_key, timeout)
+    with _registry_lock:
+        if key not in _clients:
+            _clients[key] = openai.OpenAI(
+                base_url=endpoint.base_url, api_key=endpoint.api_key, timeout=timeout, max_retries=0
+            )
+        return _clients[key]
+
+
+def cache_key(model: str, messages: list[dict[str, Any]], params: dict[str, Any]) -> str:
+    blob = json.dumps({"model": model, "messages": messages, "params": params}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def parse_reply(content: str | None, schema: dict[str, Any]) -> tuple[dict[str, Any] | None, str]:
+    """The reply as a dict, or None and what is wrong with it."""
+    if not content:
+        return None, "the reply was empty"
+    text = content.strip()
+    if text.startswith("```"):
+        # Some servers wrap JSON in a code fence even in JSON mode.
+        text = text.strip("`").removeprefix("json").strip()
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        return None, f"not valid JSON ({exc})"
+    errors = schema_errors(value, schema)
+    if errors:
+        return None, "; ".join(errors[:5])
+    return value, ""
+
+
+def _retry_after(exc: Exception) -> float | None:
+    response = getattr(exc, "response", None)
+    headers = getattr(response, "headers", None) or {}
+    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        try:
+            return float(headers[name]) * scale
+        except (KeyError, TypeError, ValueError):
+            continue
+    return None
+
+
+def _is_retryable(exc: Exception) -> bool:
+    if isinstance(exc, openai.APITimeoutError | openai.APIConnectionError):
+        return True
+    if isinstance(exc, openai.APIStatusError):
+        return exc.status_code in RETRYABLE_STATUS or exc.status_code >= 500
+    return False
+
+
+class LLMClient:
+    """Makes a run's calls. One instance per run and process; safe to share between threads."""
+
+    def __init__(self, config: dict[str, Any]):
+        self.prices = price_table(config)
+        self.timeout = float(config["request_timeout"])
+        self.max_retries = int(config["max_retries"])
+        self.backoff = float(config["retry_backoff"])
+        self.malformed_retries = int(config["malformed_retries"])
+        self.max_completion_tokens = int(config["max_completion_tokens"])
+
+    def complete_json(
+        self,
+        endpoint: Endpoint,
+        prompt: Prompt,
+        *,
+        temperature: float,
+        log: CallLog,
+        stage: str | None = None,
+    ) -> dict[str, Any]:
+        """The stage's reply as a dict matching ``prompt.schema``; raises LLMError."""
+        stage = stage or prompt.stage
+        messages = prompt.messages
+        problem = ""
+        for _ in range(self.malformed_retries + 1):
+            value, content, problem = self._complete_once(
+                endpoint, prompt, messages, temperature, log, stage
+            )
+            if value is not None:
+                return value
+            # Ask again with the reason: an identical request would often get the same answer.
+            messages = [
+                *prompt.messages,
+                {"role": "assistant", "content": (content or "")[:2000]},
+                {
+                    "role": "user",
+                    "content": f"That reply was not usable: {problem}. Reply again with one "
+                    "JSON object only, matching the schema.",
+                },
+            ]
+        raise MalformedOutput(f"{stage}: malformed output from {endpoint.model}: {problem}")
+
+    def _complete_once(
+        self,
+        endpoint: Endpoint,
+        prompt: Prompt,
+        messages: list[dict[str, Any]],
+        temperature: float,
+        log: CallLog,
+        stage: str,
+    ) -> tuple[dict[str, Any] | None, str | None, str]:
+        json_mode = self._json_mode(endpoint)
+        params = {
+            "temperature": temperature,
+            "max_tokens": self.max_completion_tokens,
+            "format": json_mode,
+            "schema": prompt.schema_name,
+        }
+        key = cache_key(endpoint.model, messages, params)
+        estimate = sum(estimate_tokens(m["content"]) for m in messages)
+        hit = LLMCacheEntry.objects.filter(key=key).values_list("response", flat=True).first()
+        if hit is not None:
+            value, problem = parse_reply(hit.get("content"), prompt.schema)
+            if value is not None:
+                log.calls.append(self._record(log, endpoint, stage, key, estimate, cached=True))
+                return value, hit.get("content"), ""
+        call, content = self._call_with_retries(
+            endpoint, messages, prompt, temperature, json_mode, log, stage, key, estimate
+        )
+        value, problem = parse_reply(content, prompt.schema)
+        if value is None:
+            call.error = f"malformed: {problem}"[:2000]
+            return None, content, problem
+        usage = {"prompt_tokens": call.prompt_tokens, "completion_tokens": call.completion_tokens}
+        log.cache_entries.append(
+            LLMCacheEntry(
+                key=key, model=endpoint.model, response={"content": content, "usage": usage}
+            )
+        )
+        return value, content, ""
+
+    def _json_mode(self, endpoint: Endpoint) -> str:
+        if endpoint.base_url in _json_object_only:
+            return "json_object"
+        return endpoint.json_mode
+
+    def _response_format(self, prompt: Prompt, json_mode: str) -> dict[str, Any]:
+        if json_mode == "json_object":
+            return {"type": "json_object"}
+        return {
+            "type": "json_schema",
+            "json_schema": {"name": prompt.schema_name, "schema": prompt.schema, "strict": True},
+        }
+
+    def _call_with_retries(
+        self,
+        endpoint: Endpoint,
+        messages: list[dict[str, Any]],
+        prompt: Prompt,
+        temperature: float,
+        json_mode: str,
+        log: CallLog,
+        stage: str,
+        key: str,
+        estimate: int,
+    ) -> tuple[LLMCall, str | None]:
+        client = openai_client(endpoint, self.timeout)
+        slots = endpoint_slots(endpoint)
+        attempt = 0
+        while True:
+            started = time.monotonic()
+            try:
+                with slots:
+                    response = client.chat.completions.create(
+                        model=endpoint.model,
+                        messages=messages,
+                        temperature=temperature,
+                        max_tokens=self.max_completion_tokens,
+                        response_format=self._response_format(prompt, json_mode),
+                    )
+            except openai.BadRequestError as exc:
+                if json_mode == "json_schema" and "response_format" in str(exc):
+                    # The endpoint has no JSON-schema mode: use plain JSON mode from now on.
+                    _json_object_only.add(endpoint.base_url)
+                    json_mode = "json_object"
+                    continue
+                self._record_failure(log, endpoint, stage, key, estimate, started, exc)
+                raise LLMError(f"{stage}: {endpoint.model} refused the request: {exc}") from exc
+            except openai.OpenAIError as exc:
+                self._record_failure(log, endpoint, stage, key, estimate, started, exc)
+                if not _is_retryable(exc) or attempt >= self.max_retries:
+                    raise LLMError(
+                        f"{stage}: {endpoint.model} at {endpoint.base_url} failed after "
+                        f"{attempt + 1} attempt(s): {type(exc).__name__}: {exc}"
+                    ) from exc
+                time.sleep(self._delay(attempt, exc))
+                attempt += 1
+                continue
+            return self._record_success(
+                log, endpoint, stage, key, estimate, started, response
+            ), self._content(response)
+
+    @staticmethod
+    def _content(response: Any) -> str | None:
+        try:
+            return response.choices[0].message.content
+        except (AttributeError, IndexError, TypeError):
+            return None
+
+    def _delay(self, attempt: int, exc: Exception) -> float:
+        delay = self.backoff * (2**attempt) * (0.5 + random.random())
+        hinted = _retry_after(exc)
+        if hinted is not None:
+            delay = max(delay, hinted)
+        return min(delay, MAX_BACKOFF_SECONDS)
+
+    def _record(
+        self,
+        log: CallLog,
+        endpoint: Endpoint,
+        stage: str,
+        key: str,
+        estimate: int,
+        *,
+        cached: bool = False,
+        **fields: Any,
+    ) -> LLMCall:
+        return LLMCall(
+            run_id=log.run_id,
+            trajectory_id=log.trajectory_id,
+            stage=stage[:30],
+            model=endpoint.model,
+            endpoint=endpoint.base_url,
+            cache_key=key,
+            cached=cached,
+            estimated_prompt_tokens=estimate,
+            **fields,
+        )
+
+    def _record_failure(
+        self,
+        log: CallLog,
+        endpoint: Endpoint,
+        stage: str,
+        key: str,
+        estimate: int,
+        started: float,
+        exc: Exception,
+    ) -> None:
+        latency = int((time.monotonic() - started) * 1000)
+        error = f"{type(exc).__name__}: {exc}"[:2000]
+        log.calls.append(
+            self._record(log, endpoint, stage, key, estimate, latency_ms=latency, error=error)
+        )
+
+    def _record_success(
+        self,
+        log: CallLog,
+        endpoint: Endpoint,
+        stage: str,
+        key: str,
+        estimate: int,
+        started: float,
+        response: Any,
+    ) -> LLMCall:
+        usage = getattr(response, "usage", None)
+        prompt_tokens = getattr(usage, "prompt_tokens", None)
+        completion_tokens = getattr(usage, "completion_tokens", None)
+        if prompt_tokens is None:
+            # No usage figures from this server: bill our estimate rather than nothing.
+            prompt_tokens = estimate
+            completion_tokens = estimate_tokens(self._content(response) or "")
+        call = self._record(
+            log,
+            endpoint,
+            stage,
+            key,
+            estimate,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens or 0,
+            cost_usd=cost_usd(self.prices, endpoint.model, prompt_tokens, completion_tokens or 0),
+            latency_ms=int((time.monotonic() - started) * 1000),
+        )
+        log.calls.append(call)
+        return call

@@ -1,0 +1,272 @@
+"""The one place prompts are built: versioned, with a JSON schema per stage, budgeted in tokens.
+
+Every prompt shows the trajectory the same way: the steps as relabel.messages renders them, each
+under a ``### Step N`` header (N is the 0-based Step.index the stages ground achievements to),
+with observations, thoughts and arguments cut to a budget so that the whole prompt stays within
+``max_prompt_tokens`` (estimated offline by relabel.tokens). A WebArena step carries tens of KB
+of accessibility tree and HTML: a prompt gets a few hundred tokens of it, head and tail.
+
+Changing any wording or schema here means bumping PROMPT_VERSION: the version is part of every
+run's configuration, and of the cache key through the messages themselves.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from relabel.config import PROMPT_VERSION
+from relabel.messages import step_messages
+from relabel.models import RunItem, Step, Trajectory
+from relabel.tokens import estimate_tokens, truncate_to_tokens
+
+FAILURE_TYPES = [code for code, _ in RunItem.FAILURE_TYPES]
+MAX_SHOWN_STEPS = 40
+HEAD_STEPS = 3
+THOUGHT_TOKENS = 200
+ARGUMENT_TOKENS = 120
+MIN_OBSERVATION_TOKENS = 40
+
+
+def _object(properties: dict[str, Any]) -> dict[str, Any]:
+    # Strict JSON-schema mode wants every property required and nothing else allowed.
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": list(properties),
+        "additionalProperties": False,
+    }
+
+
+UNIT = {"type": "number", "minimum": 0, "maximum": 1}
+TEXT_LIST = {"type": "array", "items": {"type": "string"}, "maxItems": 12}
+
+SCHEMAS: dict[str, dict[str, Any]] = {
+    "detect": _object(
+        {
+            "failure_type": {"type": "string", "enum": FAILURE_TYPES},
+            "severity": UNIT,
+            "recoverable": {"type": "boolean"},
+            "explanation": {"type": "string"},
+        }
+    ),
+    "extract": _object(
+        {
+            "achievements": {
+                "type": "array",
+                "maxItems": 12,
+                "items": _object(
+                    {
+                        "text": {"type": "string"},
+                        "steps": {"type": "array", "items": {"type": "integer", "minimum": 0}},
+                    }
+                ),
+            },
+            "key_observations": TEXT_LIST,
+            "limitations": TEXT_LIST,
+        }
+    ),
+    "relabel": _object(
+        {
+            "hindsight_goal": {"type": "string"},
+            "rationale": {"type": "string"},
+            "confidence": UNIT,
+        }
+    ),
+    "judge": _object(
+        {
+            "accept": {"type": "boolean"},
+            "confidence": UNIT,
+            "reason": {"type": "string"},
+        }
+    ),
+}
+
+INSTRUCTIONS = {
+    "detect": (
+        "You analyse one run of an AI agent that its benchmark marked as failed. Classify the "
+        "failure. failure_type is one of: {types}. severity is in [0, 1]: 1 means catastrophic "
+        "(the run achieved nothing usable), 0 means a minor slip in an otherwise sound run. "
+        "recoverable says whether the run still demonstrates a coherent, correct behaviour that "
+        "some other goal would be fully satisfied by."
+    ),
+    "extract": (
+        "You list what the agent in this run actually achieved, whatever it was asked. "
+        "achievements: each a short statement with the step numbers (from the '### Step N' "
+        "headers) whose actions or observations show it; claim nothing the steps do not show. "
+        "key_observations: facts the agent saw that matter. limitations: what it did not do or "
+        "got wrong."
+    ),
+    "relabel": (
+        "You write a hindsight goal for this agent run: a task instruction, as a user would give "
+        "it, that the run satisfies completely and correctly. Base it only on the achievements "
+        "and the steps. It must be a different task from the original goal, and must not "
+        "mention, quote or refer to the original goal. rationale: why the run satisfies it, "
+        "citing step numbers. confidence in [0, 1]: how sure you are that the run satisfies the "
+        "goal completely."
+    ),
+    "judge": (
+        "You judge whether an agent run fully and correctly accomplishes the goal below, as if "
+        "the agent had been given that goal. Reject if any part of the goal is not shown by the "
+        "steps, or if the goal is vague or trivial. accept: your verdict. confidence in [0, 1]. "
+        "reason: one or two sentences citing step numbers."
+    ),
+}
+
+
+@dataclass
+class Prompt:
+    """One request: the stage, its messages, the schema its reply must match."""
+
+    stage: str
+    messages: list[dict[str, Any]]
+    schema: dict[str, Any] = field(repr=False)
+    estimated_tokens: int = 0
+
+    @property
+    def schema_name(self) -> str:
+        return f"agenther_{self.stage}_{PROMPT_VERSION}"
+
+
+def system_message(stage: str) -> dict[str, str]:
+    text = INSTRUCTIONS[stage].format(types=", ".join(FAILURE_TYPES))
+    schema = json.dumps(SCHEMAS[stage], separators=(",", ":"))
+    return {
+        "role": "system",
+        "content": f"Stage: {stage} (AgentHER prompts {PROMPT_VERSION}).\n{text}\n"
+        f"Reply with one JSON object only, matching this JSON schema:\n{schema}",
+    }
+
+
+def _render_message(message: dict[str, Any], observation_tokens: int) -> list[str]:
+    lines = []
+    if message["role"] == "assistant":
+        if message.get("content"):
+            lines.append("thought: " + truncate_to_tokens(message["content"], THOUGHT_TOKENS))
+        for call in message.get("tool_calls", []):
+            arguments = truncate_to_tokens(call["function"]["arguments"], ARGUMENT_TOKENS)
+            lines.append(f"action: {call['function']['name']}({arguments})")
+    else:
+        who = "observation" if message["role"] == "tool" else "user reply"
+        lines.append(f"{who}: " + truncate_to_tokens(message["content"], observation_tokens))
+    return lines
+
+
+def render_step(step: Step, observation_tokens: int) -> str:
+    lines = [f"### Step {step.index}"]
+    for message in step_messages(step):
+        lines += _render_message(message, observation_tokens)
+    if step.is_truncated or step.observation_chars > len(step.observation):
+        lines.append(f"(observation was {step.observation_chars} characters in full)")
+    return "\n".join(lines)
+
+
+def _shown_steps(steps: Sequence[Step], limit: int) -> tuple[list[Step], str]:
+    """At most ``limit`` steps: the first few and the last ones, which show the outcome."""
+    if len(steps) <= limit:
+        return list(steps), ""
+    head, tail = list(steps[:HEAD_STEPS]), list(steps[-(limit - HEAD_STEPS) :])
+    note = f"[steps {head[-1].index + 1} to {tail[0].index - 1} omitted for length]"
+    return head + tail, note
+
+
+def render_transcript(trajectory: Trajectory, steps: Sequence[Step], budget: int) -> str:
+    """The steps and the final answer within ``budget`` estimated tokens.
+
+    Observations share the budget equally; if that leaves each too little, fewer steps are
+    shown (always the first few and the last ones).
+    """
+    if not steps:
+        body = "(The agent took no steps.)"
+    else:
+        limit = MAX_SHOWN_STEPS
+        while True:
+            shown, note = _shown_steps(steps, limit)
+            per_step = (budget - 150) // len(shown)
+            observation_tokens = max(MIN_OBSERVATION_TOKENS, per_step - 60)
+            parts = [render_step(step, observation_tokens) for step in shown[:HEAD_STEPS]]
+            parts += [note] if note else []
+            parts += [render_step(step, observation_tokens) for step in shown[HEAD_STEPS:]]
+            body = "\n\n".join(parts)
+            if estimate_tokens(body) <= budget - 100 or limit <= HEAD_STEPS + 1:
+                break
+            limit = max(HEAD_STEPS + 1, limit // 2)
+    answer = trajectory.final_answer.strip() or "(none)"
+    return f"{body}\n\n### Final answer\n{truncate_to_tokens(answer, 200)}"
+
+
+def _benchmark_signal(trajectory: Trajectory) -> str:
+    parts = [f"reward: {trajectory.reward}" if trajectory.reward is not None else "reward: none"]
+    if trajectory.raw_label:
+        parts.append(f"label: {trajectory.raw_label}")
+    if trajectory.failure_reason:
+        parts.append("failure reason: " + truncate_to_tokens(trajectory.failure_reason, 150))
+    return "; ".join(parts)
+
+
+def _prompt(stage: str, user: str) -> Prompt:
+    messages = [system_message(stage), {"role": "user", "content": user}]
+    tokens = sum(estimate_tokens(m["content"]) for m in messages)
+    return Prompt(stage=stage, messages=messages, schema=SCHEMAS[stage], estimated_tokens=tokens)
+
+
+def _budget(max_prompt_tokens: int, stage: str, *fixed: str) -> int:
+    used = estimate_tokens(system_message(stage)["content"]) + sum(map(estimate_tokens, fixed))
+    return max(300, max_prompt_tokens - used)
+
+
+def _original_goal(trajectory: Trajectory) -> str:
+    return truncate_to_tokens(trajectory.goal, 300)
+
+
+def detect_prompt(trajectory: Trajectory, steps: Sequence[Step], max_tokens: int) -> Prompt:
+    head = (
+        f"Original goal: {_original_goal(trajectory)}\n"
+        f"Benchmark signal: {_benchmark_signal(trajectory)}\n"
+    )
+    transcript = render_transcript(trajectory, steps, _budget(max_tokens, "detect", head))
+    return _prompt("detect", f"{head}\nTrajectory:\n{transcript}")
+
+
+def extract_prompt(trajectory: Trajectory, steps: Sequence[Step], max_tokens: int) -> Prompt:
+    head = f"Original goal: {_original_goal(trajectory)}\n"
+    transcript = render_transcript(trajectory, steps, _budget(max_tokens, "extract", head))
+    return _prompt("extract", f"{head}\nTrajectory:\n{transcript}")
+
+
+def outcome_text(outcome: dict[str, Any]) -> str:
+    lines = ["Achievements:"]
+    lines += [f"- {a['text']} (steps {a['steps']})" for a in outcome.get("achievements", [])]
+    lines.append("Key observations:")
+    lines += [f"- {o}" for o in outcome.get("key_observations", [])]
+    lines.append("Limitations:")
+    lines += [f"- {x}" for x in outcome.get("limitations", [])]
+    return truncate_to_tokens("\n".join(lines), 800)
+
+
+def relabel_prompt(
+    trajectory: Trajectory,
+    steps: Sequence[Step],
+    outcome: dict[str, Any],
+    max_tokens: int,
+    refused: Sequence[dict[str, Any]] = (),
+) -> Prompt:
+    head = (
+        f"Original goal (do not repeat, quote or mention it): {_original_goal(trajectory)}\n\n"
+        f"{outcome_text(outcome)}\n"
+    )
+    if refused:
+        head += "\nRefused earlier attempts (write something else):\n"
+        head += "".join(f"- {a['goal'][:300]!r}: {a['refused']}\n" for a in refused)
+    transcript = render_transcript(trajectory, steps, _budget(max_tokens, "relabel", head) // 2)
+    return _prompt("relabel", f"{head}\nTrajectory:\n{transcript}")
+
+
+def judge_prompt(
+    trajectory: Trajectory, steps: Sequence[Step], goal: str, max_tokens: int
+) -> Prompt:
+    head = f"Goal to judge: {truncate_to_tokens(goal, 300)}\n"
+    transcript = render_transcript(trajectory, steps, _budget(max_tokens, "judge", head))
+    return _prompt("judge", f"{head}\nTrajectory:\n{transcript}")

@@ -1,0 +1,89 @@
+"""Start or resume a relabeling run.
+
+    manage.py relabel --dataset NAME [--backend rules|openai] [--config FILE.toml] [--wait] [--json]
+    manage.py relabel --resume RUN_ID [--wait] [--json]
+
+Without a broker (CELERY_BROKER_URL unset) the work runs in this process and the command returns
+when it is done; with one, it is enqueued for the workers and ``--wait`` follows the progress.
+With ``--json`` the last thing printed is the run's summary as one JSON object.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from tqdm import tqdm
+
+from relabel.config import BACKENDS, ConfigError, load_config
+from relabel.models import Dataset, Run
+from relabel.pipeline.runner import resume_run, run_summary, start_run, wait_for
+
+
+class Command(BaseCommand):
+    help = "Relabel a dataset's failed trajectories (or resume a run) and print its summary."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        what = parser.add_mutually_exclusive_group(required=True)
+        what.add_argument("--dataset", help="The dataset's name.")
+        what.add_argument("--resume", type=int, metavar="RUN_ID", help="Finish this run.")
+        parser.add_argument("--backend", choices=BACKENDS, help="Default: the config's, or rules.")
+        parser.add_argument("--config", metavar="FILE.toml", help="Run configuration (TOML).")
+        parser.add_argument("--wait", action="store_true", help="Wait until the run is done.")
+        parser.add_argument("--json", action="store_true", help="Print the summary as JSON.")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        run = self._resume(options) if options["resume"] else self._start(options)
+        summary = run_summary(run)
+        if options["wait"] and summary["status"] == Run.Status.RUNNING:
+            summary = self._wait(run, show=not options["json"] and sys.stderr.isatty())
+        if options["json"]:
+            self.stdout.write(json.dumps(summary))
+        else:
+            self.stdout.write(self._describe(summary))
+
+    def _start(self, options: dict[str, Any]) -> Run:
+        name = options["dataset"]
+        dataset = Dataset.objects.filter(name=name).first()
+        if dataset is None:
+            known = ", ".join(Dataset.objects.values_list("name", flat=True)[:20]) or "none yet"
+            raise CommandError(f"no dataset named {name!r} (known: {known})")
+        try:
+            config = load_config(options["config"], backend=options["backend"])
+            return start_run(dataset, backend=config["backend"], config=config)
+        except ConfigError as exc:
+            raise CommandError(str(exc)) from None
+
+    def _resume(self, options: dict[str, Any]) -> Run:
+        if options["backend"] or options["config"]:
+            raise CommandError(
+                "--resume keeps the run's frozen configuration: drop --backend/--config"
+            )
+        run = Run.objects.filter(pk=options["resume"]).first()
+        if run is None:
+            raise CommandError(f"no run with id {options['resume']}")
+        return resume_run(run)
+
+    def _wait(self, run: Run, *, show: bool) -> dict[str, Any]:
+        with tqdm(total=None, unit="traj", file=sys.stderr, disable=not show) as bar:
+
+            def progress(summary: dict[str, Any]) -> None:
+                bar.total = summary["total"]
+                bar.n = summary["done"]
+                bar.set_postfix(candidates=summary["candidates"], errors=summary["errors"])
+                bar.refresh()
+
+            return wait_for(run, on_progress=progress)
+
+    def _describe(self, s: dict[str, Any]) -> str:
+        lines = [
+            f"run {s['run']} ({s['status']}): {s['done']}/{s['total']} trajectories done",
+            f"  {s['successes']} successes kept, {s['failures']} failures: {s['candidates']} "
+            f"candidates ({s['auto_accepted']} auto-accepted, {s['needs_review']} to review, "
+            f"{s['rejected']} rejected), {s['discarded']} discarded, {s['errors']} errors",
+            f"  {s['llm_calls']} LLM calls ({s['cached_calls']} cached), {s['prompt_tokens']} + "
+            f"{s['completion_tokens']} tokens, ${s['cost_usd']:.4f}, {s['wall_seconds']:.1f} s",
+        ]
+        return "\n".join(lines)

@@ -1,0 +1,66 @@
+"""Stage 1: failure detection. The benchmark's own signal first, then the backend's diagnosis.
+
+Severity (how bad the failure is) and weight (how much the relabelled pair counts in training,
+1 - severity) are separate fields; the reference code used one field for both and inverted the
+paper's meaning. A weight below delta discards the item as a major error, with the reason.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from relabel.backends import Backend, ItemContext
+from relabel.models import RunItem
+
+FAILURE_TYPES = {code for code, _ in RunItem.FAILURE_TYPES}
+
+
+@dataclass
+class Detection:
+    is_failure: bool
+    failure_type: str = ""
+    severity: float | None = None
+    weight: float | None = None
+    recoverable: bool | None = None
+    discard_reason: str = ""
+    raw: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def discarded(self) -> bool:
+        return bool(self.discard_reason)
+
+
+def weight_for(severity: float) -> float:
+    return round(1.0 - severity, 4)
+
+
+def detect_failure(backend: Backend, ctx: ItemContext) -> Detection:
+    trajectory = ctx.trajectory
+    if trajectory.success:
+        # Kept and marked: successes are the success-only baseline, never dropped.
+        signal = {"source": "benchmark", "success": True, "reward": trajectory.reward}
+        return Detection(is_failure=False, raw=signal)
+    raw = backend.detect(ctx)
+    failure_type = raw.get("failure_type")
+    if failure_type not in FAILURE_TYPES:
+        raise ValueError(f"detect: unknown failure_type {failure_type!r}")
+    severity = min(1.0, max(0.0, float(raw["severity"])))
+    weight = weight_for(severity)
+    delta = float(ctx.config["severity_delta"])
+    reason = ""
+    if weight < delta:
+        reason = (
+            f"severe failure ({failure_type}): severity {severity:.2f}, weight {weight:.2f} is "
+            f"below delta {delta:.2f}"
+        )
+    raw = {**raw, "source": backend.name, "reward": trajectory.reward}
+    return Detection(
+        is_failure=True,
+        failure_type=failure_type,
+        severity=severity,
+        weight=weight,
+        recoverable=bool(raw.get("recoverable")),
+        discard_reason=reason,
+        raw=raw,
+    )

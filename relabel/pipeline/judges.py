@@ -1,0 +1,29 @@
+"""Stage 3, second half: the judge panel. Each judge is its own model and endpoint.
+
+A judge that fails to answer (endpoint down after retries, malformed output) makes the whole
+trajectory an error rather than being skipped: a panel with a silent member is not the panel
+the run was configured with.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from relabel.backends import Backend, ItemContext
+
+
+def run_panel(backend: Backend, ctx: ItemContext, goal: str) -> list[dict[str, Any]]:
+    verdicts = []
+    for judge in backend.panel():
+        reply = backend.judge(ctx, judge, goal)
+        verdicts.append(
+            {
+                "name": judge["name"],
+                "model": judge["model"],
+                "endpoint": judge.get("base_url") or judge.get("endpoint", "offline"),
+                "accept": bool(reply["accept"]),
+                "confidence": min(1.0, max(0.0, float(reply["confidence"]))),
+                "reason": str(reply.get("reason", "")),
+            }
+        )
+    return verdicts

@@ -1,0 +1,419 @@
+"""Runs: start, process, resume, finish, summarise.
+
+``start_run`` freezes the configuration into the run, creates one RunItem per trajectory and
+enqueues the work (``delay_on_commit``: workers only see committed rows). A task takes a chunk of
+item ids; each item is claimed with a conditional UPDATE (a lease), processed, and its result
+written with a second conditional UPDATE, so a task delivered twice, or a resumed run, never
+makes a second candidate (Candidate is also one-to-one with RunItem).
+
+Within a task, the items of the chunk are processed by a bounded pool of threads sized by the
+endpoints' concurrency limits, so a run is concurrent with or without a broker (without one,
+tasks run in-process and one task takes the whole run). The rules backend needs no network and
+runs in the calling thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from datetime import timedelta
+from functools import partial
+from typing import Any
+
+from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
+from django.db import DatabaseError, connections, transaction
+from django.db.models import Count, F, Q, Sum
+from django.utils import timezone
+
+from relabel.backends import Backend, ItemContext, get_backend
+from relabel.config import ConfigError, load_config, resolve_endpoints
+from relabel.llm.client import CallLog
+from relabel.models import Candidate, Dataset, LLMCall, Run, RunItem
+from relabel.pipeline.detect import detect_failure
+from relabel.pipeline.extract import extract_outcome
+from relabel.pipeline.gate import aggregate, gate
+from relabel.pipeline.judges import run_panel
+from relabel.pipeline.relabel import relabel_attempts
+
+logger = logging.getLogger("agenther.pipeline")
+
+BATCH = 2000
+DONE_STATUSES = [*RunItem.FINAL_STATUSES, RunItem.Status.ERROR]
+
+
+def lease_seconds() -> int:
+    # A worker cannot hold an item longer than a task may live.
+    return int(settings.CELERY_TASK_TIME_LIMIT)
+
+
+def prepare_config(backend: str, config: dict[str, Any] | None) -> dict[str, Any]:
+    """The validated configuration with every endpoint resolved; raises ConfigError."""
+    config = load_config(backend=backend, overrides=config)
+    return resolve_endpoints(
+        config,
+        default_base_url=settings.OPENAI_BASE_URL,
+        default_model=settings.AGENTHER_DEFAULT_MODEL,
+    )
+
+
+def start_run(
+    dataset: Dataset, *, backend: str = "rules", config: dict[str, Any] | None = None, user=None
+) -> Run:
+    """Creates a run of ``dataset`` under a frozen configuration and enqueues its work."""
+    config = prepare_config(backend, config)
+    with transaction.atomic():
+        run = Run.objects.create(
+            dataset=dataset,
+            backend=config["backend"],
+            config=config,
+            prompt_version=config["prompt_version"],
+            status=Run.Status.RUNNING,
+            started_at=timezone.now(),
+            created_by=user if getattr(user, "is_authenticated", False) else None,
+        )
+        ids = dataset.trajectories.order_by("id").values_list("id", flat=True)
+        batch: list[RunItem] = []
+        for trajectory_id in ids.iterator(chunk_size=BATCH):
+            batch.append(RunItem(run=run, trajectory_id=trajectory_id))
+            if len(batch) >= BATCH:
+                RunItem.objects.bulk_create(batch)
+                batch = []
+        RunItem.objects.bulk_create(batch)
+        enqueue(run)
+    run.refresh_from_db()
+    return run
+
+
+def resume_run(run: Run) -> Run:
+    """Enqueues what is left of a run (pending and error items); a finished run is left as is.
+
+    Leases are cleared: resuming says the workers that held them are gone. Should one still be
+    working, the conditional result write and Candidate's one-to-one keep it to one candidate.
+    """
+    with transaction.atomic():
+        left = RunItem.objects.for_run(run).pending()
+        if left.exists():
+            left.update(lease_until=None)
+            Run.objects.filter(pk=run.pk).update(
+                status=Run.Status.RUNNING, finished_at=None, error=""
+            )
+            enqueue(run)
+    run.refresh_from_db()
+    return run
+
+
+def is_eager() -> bool:
+    from relabel.tasks.pipeline import process_items
+
+    return bool(process_items.app.conf.task_always_eager)
+
+
+def enqueue(run: Run) -> int:
+    """Sends the run's unfinished items to the workers in chunks; returns how many tasks."""
+    from relabel.tasks.pipeline import process_items
+
+    ids = list(RunItem.objects.for_run(run).pending().order_by("id").values_list("id", flat=True))
+    if not ids:
+        transaction.on_commit(lambda: finish_if_done(run.pk))
+        return 0
+    size = len(ids) if is_eager() else int(run.config["chunk_size"])
+    chunks = [ids[i : i + size] for i in range(0, len(ids), size)]
+    for chunk in chunks:
+        if is_eager():
+            # Same as delay_on_commit, minus the broker connection Celery sets up (and warns
+            # about) even in eager mode just to serialise the arguments.
+            transaction.on_commit(partial(process_items.apply, (run.pk, chunk), throw=True))
+        else:
+            process_items.delay_on_commit(run.pk, chunk)
+    return len(chunks)
+
+
+# -- processing ------------------------------------------------------------------------------
+
+
+def pool_size(run: Run) -> int:
+    """Threads per task: enough to keep every endpoint's slots busy, 1 for the rules backend."""
+    if run.backend == "rules":
+        return 1
+    endpoints = list(run.config["stages"].values()) + list(run.config["judges"])
+    most = max(int(e.get("concurrency") or run.config["concurrency"]) for e in endpoints)
+    # A few more threads than slots, so a slot freed while a thread writes is taken at once.
+    return 1 if most == 1 else most + max(1, most // 4)
+
+
+def process_items(run_id: int, item_ids: list[int]) -> None:
+    """Processes the given items of a run (those still unclaimed), then finishes the run if done."""
+    run = Run.objects.get(pk=run_id)
+    backend = get_backend(run.backend, run.config)
+    workers = min(pool_size(run), len(item_ids))
+    if workers <= 1:
+        for item_id in item_ids:
+            process_item(run, backend, item_id)
+    else:
+        _process_in_threads(run, backend, item_ids, workers)
+    finish_if_done(run.pk)
+
+
+def _process_in_threads(run: Run, backend: Backend, item_ids: list[int], workers: int) -> None:
+    todo: queue.SimpleQueue[int] = queue.SimpleQueue()
+    for item_id in item_ids:
+        todo.put(item_id)
+    failures: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            while not failures:
+                try:
+                    item_id = todo.get_nowait()
+                except queue.Empty:
+                    return
+                process_item(run, backend, item_id)
+        except BaseException as exc:  # a database outage: stop, and let the task retry
+            failures.append(exc)
+        finally:
+            connections.close_all()  # this thread's own connections
+
+    threads = [threading.Thread(target=work, name=f"run{run.pk}-{i}") for i in range(workers)]
+    for thread in threads:
+        thread.start()
+    try:
+        for thread in threads:
+            thread.join()
+    except BaseException as exc:  # the soft time limit: finish the items in hand, take no more
+        failures.append(exc)
+        for thread in threads:
+            thread.join()
+    if failures:
+        raise failures[0]
+
+
+def claim(item_id: int) -> bool:
+    now = timezone.now()
+    return bool(
+        RunItem.objects.filter(pk=item_id)
+        .claimable(now)
+        .update(
+            lease_until=now + timedelta(seconds=lease_seconds()),
+            attempts=F("attempts") + 1,
+            error="",
+        )
+    )
+
+
+def process_item(run: Run, backend: Backend, item_id: int) -> str | None:
+    """Claims one item, runs the stages on it and stores the result; returns its status.
+
+    A stage failing for good (an endpoint down after retries, malformed output) marks this item
+    as an error with the reason; the run goes on. Database errors propagate (the task retries).
+    """
+    if not claim(item_id):
+        return None
+    item = RunItem.objects.select_related("trajectory").get(pk=item_id)
+    trajectory = item.trajectory
+    log = CallLog(run_id=run.pk, trajectory_id=trajectory.pk)
+    ctx = ItemContext(trajectory, list(trajectory.ordered_steps()), run.config, log)
+    try:
+        fields, candidate = relabel_item(backend, ctx)
+    except (DatabaseError, SoftTimeLimitExceeded):
+        release(item_id, log)
+        raise
+    except Exception as exc:
+        logger.warning("run %s, trajectory %s: %s", run.pk, trajectory.pk, exc)
+        fields = {"status": RunItem.Status.ERROR, "error": f"{type(exc).__name__}: {exc}"[:4000]}
+        candidate = None
+    return save_result(run, item, log, fields, candidate)
+
+
+def release(item_id: int, log: CallLog) -> None:
+    """Best effort after a database error: keep the calls paid for, free the item."""
+    try:
+        log.flush()
+        RunItem.objects.filter(pk=item_id).update(lease_until=None)
+    except DatabaseError:
+        pass
+
+
+def save_result(
+    run: Run,
+    item: RunItem,
+    log: CallLog,
+    fields: dict[str, Any],
+    candidate: dict[str, Any] | None,
+) -> str | None:
+    with transaction.atomic():
+        log.flush()
+        # Only the holder of an unfinished item writes its result: a duplicate delivery or an
+        # expired lease taken over finds it finished and writes nothing.
+        updated = (
+            RunItem.objects.filter(pk=item.pk)
+            .pending()
+            .update(**fields, lease_until=None, updated_at=timezone.now())
+        )
+        if not updated:
+            return None
+        if candidate is not None:
+            Candidate.objects.create(item=item, run=run, trajectory=item.trajectory, **candidate)
+    return fields["status"]
+
+
+def relabel_item(backend: Backend, ctx: ItemContext) -> tuple[dict[str, Any], dict | None]:
+    """The four stages on one trajectory: RunItem fields, and the Candidate's fields (or None)."""
+    detection = detect_failure(backend, ctx)
+    fields: dict[str, Any] = {
+        "is_failure": detection.is_failure,
+        "failure_type": detection.failure_type,
+        "severity": detection.severity,
+        "weight": detection.weight,
+        "recoverable": detection.recoverable,
+        "detection": detection.raw,
+        "error": "",
+    }
+    if not detection.is_failure:
+        return {**fields, "status": RunItem.Status.SUCCESS, "reason": "benchmark success"}, None
+    if detection.discarded:
+        return {
+            **fields,
+            "status": RunItem.Status.DISCARDED,
+            "reason": detection.discard_reason,
+        }, None
+    ctx.memo["severity"] = detection.severity
+    outcome = extract_outcome(backend, ctx)
+    ctx.memo["outcome"] = outcome
+    chosen, attempts = relabel_attempts(backend, ctx, outcome)
+    if chosen is None:
+        last = attempts[-1]["refused"] if attempts else "no attempt"
+        reason = f"no acceptable goal after {len(attempts)} attempts (last: {last})"
+        outcome = {**outcome, "relabel_attempts": attempts}
+        return {
+            **fields,
+            "outcome": outcome,
+            "status": RunItem.Status.NO_CANDIDATE,
+            "reason": reason,
+        }, None
+    verdicts = run_panel(backend, ctx, chosen["goal"])
+    aggregation = aggregate(chosen["confidence"], verdicts, ctx.config["aggregation"])
+    decision, why = gate(
+        aggregation, float(ctx.config["accept_threshold"]), float(ctx.config["reject_threshold"])
+    )
+    candidate = {
+        "hindsight_goal": chosen["goal"],
+        "final_goal": chosen["goal"],
+        "rationale": chosen["rationale"],
+        "generator_confidence": chosen["confidence"],
+        "confidence": aggregation["value"],
+        "aggregation": aggregation,
+        "judges": verdicts,
+        "attempts": attempts,
+        "gate": decision,
+        "gate_reason": why,
+    }
+    fields = {**fields, "outcome": outcome, "status": RunItem.Status.CANDIDATE, "reason": ""}
+    return fields, candidate
+
+
+def finish_if_done(run_id: int) -> bool:
+    """Marks the run finished when no item is left, and fills the review queue once."""
+    if RunItem.objects.filter(run_id=run_id).exclude(status__in=DONE_STATUSES).exists():
+        return False
+    finished = Run.objects.filter(pk=run_id, status=Run.Status.RUNNING).update(
+        status=Run.Status.FINISHED, finished_at=timezone.now()
+    )
+    if finished:
+        from review.queue import populate_queue
+
+        populate_queue(Run.objects.get(pk=run_id))
+    return bool(finished)
+
+
+# -- summary ---------------------------------------------------------------------------------
+
+
+def run_summary(run: Run) -> dict[str, Any]:
+    """The run's counts, tokens and cost, in a handful of aggregate queries."""
+    run.refresh_from_db(fields=["status", "started_at", "finished_at"])
+    items = RunItem.objects.filter(run=run).aggregate(
+        total=Count("id"),
+        successes=Count("id", filter=Q(trajectory__success=True)),
+        discarded=Count("id", filter=Q(status=RunItem.Status.DISCARDED)),
+        errors=Count("id", filter=Q(status=RunItem.Status.ERROR)),
+        done=Count("id", filter=Q(status__in=DONE_STATUSES)),
+    )
+    candidates = Candidate.objects.filter(run=run).aggregate(
+        total=Count("id"),
+        auto=Count("id", filter=Q(gate=Candidate.Gate.AUTO_ACCEPTED)),
+        review=Count("id", filter=Q(gate=Candidate.Gate.NEEDS_REVIEW)),
+        rejected=Count("id", filter=Q(gate=Candidate.Gate.REJECTED)),
+        approved=Count(
+            "id",
+            filter=Q(
+                review_state__in=[Candidate.ReviewState.ACCEPTED, Candidate.ReviewState.EDITED]
+            )
+            | (
+                Q(gate=Candidate.Gate.AUTO_ACCEPTED)
+                & ~Q(review_state=Candidate.ReviewState.REJECTED)
+            ),
+        ),
+    )
+    calls = LLMCall.objects.filter(run=run).aggregate(
+        n=Count("id"),
+        cached=Count("id", filter=Q(cached=True)),
+        prompt=Sum("prompt_tokens"),
+        completion=Sum("completion_tokens"),
+        cost=Sum("cost_usd"),
+    )
+    cost = float(calls["cost"] or 0)
+    end = run.finished_at or timezone.now()
+    wall = (end - run.started_at).total_seconds() if run.started_at else 0.0
+    return {
+        "run": run.pk,
+        "status": run.status,
+        "trajectories": items["total"],
+        "successes": items["successes"],
+        "failures": items["total"] - items["successes"],
+        "candidates": candidates["total"],
+        "auto_accepted": candidates["auto"],
+        "needs_review": candidates["review"],
+        "rejected": candidates["rejected"],
+        "discarded": items["discarded"],
+        "errors": items["errors"],
+        "llm_calls": calls["n"],
+        "cached_calls": calls["cached"],
+        "prompt_tokens": calls["prompt"] or 0,
+        "completion_tokens": calls["completion"] or 0,
+        "cost_usd": round(cost, 6),
+        "cost_per_accepted_pair": round(cost / candidates["approved"], 6)
+        if candidates["approved"]
+        else None,
+        "wall_seconds": round(wall, 3),
+        "done": items["done"],
+        "total": items["total"],
+    }
+
+
+def wait_for(run: Run, *, poll: float = 1.0, timeout: float | None = None, on_progress=None):
+    """Blocks until the run is no longer running; ``on_progress(summary)`` after each poll."""
+    started = time.monotonic()
+    while True:
+        summary = run_summary(run)
+        if on_progress:
+            on_progress(summary)
+        if summary["status"] != Run.Status.RUNNING:
+            return summary
+        if timeout is not None and time.monotonic() - started > timeout:
+            return summary
+        time.sleep(poll)
+
+
+__all__ = [
+    "ConfigError",
+    "finish_if_done",
+    "prepare_config",
+    "process_items",
+    "resume_run",
+    "run_summary",
+    "start_run",
+    "wait_for",
+]
