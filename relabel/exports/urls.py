@@ -7,4 +7,6 @@ from relabel.exports import views
 app_name = "exports"
 urlpatterns = [
     path("", views.index, name="index"),
+    path("<int:job_id>/", views.detail, name="detail"),
+    path("<int:job_id>/files/<str:name>", views.download, name="download"),
 ]

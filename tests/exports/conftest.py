@@ -48,6 +48,12 @@ def verdict(candidate: Candidate, rater: User, decision: str, **fields) -> Verdi
     )
 
 
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings) -> None:
+    """These tests are about exports, not passwords: PBKDF2 would cost seconds per persona."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture
 def reviewed_run(db) -> ReviewedRun:
     dataset = make_dataset("webshop")
