@@ -7,10 +7,11 @@ It is the demo's backend and a baseline to compare models against. What it does:
 - extract: each step whose action returned something other than an error becomes an achievement
   grounded to that step; the final answer is an achievement grounded to the last step.
 - relabel: attempt 1 turns the final answer into a "find and report" goal, attempt 2 the last
-  successful observation, attempt 3 the sequence of actions. Confidence falls from template to
-  template and with the share of failed steps and the severity, so items spread over the gate.
-- the panel: "rules-grounding" (vetoes goals with no grounded achievement behind them) and
-  "rules-specificity" (vetoes goals too vague or too long to be an instruction).
+  successful observation, attempt 3 the sequence of actions. Confidence follows how much of the
+  goal the observations show, and falls with the share of failed steps and the severity.
+- the panel: "rules-grounding" (vetoes goals whose content the steps do not show) and
+  "rules-specificity" (vetoes goals too vague or too long to be an instruction, or that paste
+  raw page markup instead of asking for something).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ ERROR = re.compile(
     re.I,
 )
 GIVE_UP = re.compile(r"give[ _]?up|gave up|unable to|cannot|can't|could not|not possible", re.I)
+MARKUP = re.compile(r"RootWebArea|\[\d+\] (link|button|textbox|heading)|<(html|div|span)\b")
 TAGS = re.compile(r"</?\w+[^>]*>")
 SPACE = re.compile(r"\s+")
 PANEL = [
@@ -76,6 +78,42 @@ def error_share(steps: list[Step]) -> float:
     return sum(is_error(s) for s in acted) / len(acted) if acted else 0.0
 
 
+CONTENT = re.compile(r"[a-z]{4,}|\d+(?:[.,]\d+)*", re.I)
+TEMPLATE_WORDS = {
+    "using",
+    "find",
+    "report",
+    "following",
+    "carry",
+    "these",
+    "actions",
+    "order",
+    "then",
+    "what",
+    "returns",
+    "with",
+}
+
+
+def content_words(text: str) -> set[str]:
+    return {w.lower() for w in CONTENT.findall(text)} - TEMPLATE_WORDS
+
+
+def evidence(steps: list[Step]) -> set[str]:
+    """Words the environment showed or the agent typed: observations and action arguments."""
+    words: set[str] = set()
+    for step in steps:
+        words |= content_words(step.observation[:4000])
+        words |= content_words(json.dumps(step.action_input)[:1000])
+    return words
+
+
+def support(text: str, steps: list[Step]) -> float:
+    """The share of ``text``'s content words that the steps show (1.0 when it has none)."""
+    words = content_words(text) - {s.action.lower() for s in steps}
+    return len(words & evidence(steps)) / len(words) if words else 1.0
+
+
 def final_answer(ctx: ItemContext) -> str:
     answer = ctx.trajectory.final_answer.strip()
     return "" if GIVE_UP.search(answer[:300]) else answer
@@ -103,6 +141,8 @@ class RulesBackend:
             kind, severity, why = "constraint_violation", 0.6 * (1 - t.reward), "partial reward"
         elif not t.final_answer.strip():
             kind, severity, why = "incomplete", 0.45, "no final answer"
+        elif support(t.final_answer, steps) < 0.35:
+            kind, severity, why = "hallucination", 0.75, "the answer is not shown by any step"
         elif errors > 0:
             kind, severity, why = "tool_error", 0.3 + 0.4 * errors, "some actions returned errors"
         else:
@@ -178,10 +218,12 @@ class RulesBackend:
 
     def _from_answer(self, ctx: ItemContext) -> tuple[str, str, float]:
         answer = final_answer(ctx)
-        if not answer:
-            return "", "no final answer to build on", 0.0
+        if len(content_words(answer)) < 4:
+            return "", "no final answer with enough content to build on", 0.0
         goal = f"Using {self._tools(ctx)}, find and report the following: {clean(answer, 200)}"
-        return goal, f"The final answer states it after {len(ctx.steps)} steps.", 0.9
+        grounded = support(answer, ctx.steps)
+        why = f"The final answer states it; the steps show {grounded:.0%} of its content."
+        return goal, why, 0.3 + 0.65 * grounded
 
     def _from_observation(self, ctx: ItemContext) -> tuple[str, str, float]:
         for step in reversed(ctx.steps):
@@ -206,23 +248,32 @@ class RulesBackend:
 
     def judge(self, ctx: ItemContext, judge: dict[str, Any], goal: str) -> dict[str, Any]:
         if judge["name"] == "rules-grounding":
-            return self._judge_grounding(ctx)
+            return self._judge_grounding(ctx, goal)
         return self._judge_specificity(goal)
 
-    def _judge_grounding(self, ctx: ItemContext) -> dict[str, Any]:
+    def _judge_grounding(self, ctx: ItemContext, goal: str) -> dict[str, Any]:
         achievements = ctx.memo.get("outcome", {}).get("achievements", [])
         if not achievements:
             return {"accept": False, "confidence": 0.0, "reason": "no grounded achievement"}
+        shown = support(goal, ctx.steps)
+        if shown < 0.25:
+            reason = f"the steps show only {shown:.0%} of what the goal asks for"
+            return {"accept": False, "confidence": round(shown, 3), "reason": reason}
         grounded = len({s for a in achievements for s in a["steps"]})
-        confidence = min(1.0, 0.5 + 0.15 * grounded) * (1 - 0.5 * error_share(ctx.steps))
+        confidence = min(1.0, 0.4 + 0.15 * grounded) * (1 - 0.5 * error_share(ctx.steps))
+        confidence *= 0.5 + 0.5 * shown
         return {
             "accept": True,
             "confidence": round(confidence, 3),
-            "reason": f"{len(achievements)} achievements grounded to {grounded} steps",
+            "reason": f"{len(achievements)} achievements grounded to {grounded} steps; "
+            f"the steps show {shown:.0%} of the goal's content",
         }
 
     def _judge_specificity(self, goal: str) -> dict[str, Any]:
         words = len(goal.split())
         if words < 6 or words > 90:
             return {"accept": False, "confidence": 0.1, "reason": f"{words} words: not a task"}
+        if MARKUP.search(goal):
+            reason = "the goal pastes raw page markup instead of asking for something"
+            return {"accept": False, "confidence": 0.1, "reason": reason}
         return {"accept": True, "confidence": 0.9, "reason": f"a specific {words}-word task"}
