@@ -47,9 +47,11 @@ def partial(request: HttpRequest, template: str, name: str) -> str:
 
 
 def run_progress(run: Run) -> dict[str, Any]:
-    """How far a run is: trajectories handled out of the dataset's."""
-    total = run.dataset.trajectories.count()
-    done = RunItem.objects.filter(run=run).exclude(status=RunItem.Status.PENDING).count()
+    """How far a run is: its items handled out of all its items (made when it starts)."""
+    counts = RunItem.objects.filter(run=run).aggregate(
+        total=Count("id"), done=Count("id", filter=~Q(status=RunItem.Status.PENDING))
+    )
+    total, done = counts["total"], counts["done"]
     return {
         "run": run,
         "done": done,
