@@ -7,4 +7,6 @@ from review import precision_views as views
 app_name = "precision"
 urlpatterns = [
     path("runs/<int:run_id>/", views.run_page, name="run"),
+    path("runs/<int:run_id>/figures.<str:fmt>", views.download, name="download"),
+    path("compare/", views.compare, name="compare"),
 ]
