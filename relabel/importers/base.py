@@ -256,6 +256,7 @@ class _StepsBuilder:
     def __init__(self, finish_tool: str | None) -> None:
         self.finish_tool = finish_tool
         self.steps: list[dict[str, Any]] = []
+        self.waiting: list[dict[str, Any]] = []  # tool calls not answered yet, oldest first
         self.system: list[str] = []
         self.opening: list[str] = []
         self.finish: dict[str, Any] | None = None
@@ -284,6 +285,8 @@ class _StepsBuilder:
         step = {"thought": "", "action": "", "action_input": {}, "call_id": "", **fields}
         step.update(observation=None, observation_role="tool", metadata=meta)
         self.steps.append(step)
+        if step["action"]:
+            self.waiting.append(step)
         return step
 
     def _assistant(self, index: int, message: dict[str, Any]) -> None:
@@ -308,11 +311,13 @@ class _StepsBuilder:
             self._new_step(index, message, thought=thought)
 
     def _tool_result(self, index: int, message: dict[str, Any]) -> None:
-        waiting = [s for s in self.steps if s["action"] and s["observation"] is None]
+        waiting = self.waiting
         match = next((s for s in waiting if s["call_id"] and s["call_id"] == message["id"]), None)
         step = match or (waiting[0] if waiting else None)
         if step is None:  # a result nobody asked for: keep it, as a reply to an empty turn
             step = self._new_step(index, message)
+        else:
+            waiting.remove(step)
         step["observation"] = message["content"]
         step["observation_role"] = "tool"
         if message.get("name"):
