@@ -62,9 +62,15 @@ def parse(path: Path, mapping: dict[str, str]) -> list[Parsed]:
     )
 
 
+GROUP_FOLDER = re.compile(r"^G\d+(_|$)")
+
+
 def answer_id(path: Path) -> str:
-    """The file stem, under its folder: G1_answer/10_... and G2_answer/10_... are different."""
-    return f"{path.parent.name}/{path.stem}" if path.parent.name else path.stem
+    """The file stem, under its group folder when it has one: ToolBench numbers queries per group,
+    so G1_answer/10_... and G2_answer/10_... are different runs. Other folder names (an upload's
+    random folder) are left out so that the same file always gets the same id."""
+    group = path.parent.name
+    return f"{group}/{path.stem}" if GROUP_FOLDER.match(group) else path.stem
 
 
 def parse_answer_file(path: Path, data: dict[str, Any]) -> Parsed:

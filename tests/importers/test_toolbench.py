@@ -78,6 +78,13 @@ def test_it_keeps_same_named_files_of_two_groups_apart(tmp_path, run_import):
     assert run_import(a, b).imported == 2
 
 
+def test_it_gives_the_same_file_the_same_id_wherever_it_was_uploaded(tmp_path, run_import):
+    a = write_json(tmp_path / "3f9c0e", "12_x.json", dfs_answer(True))
+    b = write_json(tmp_path / "77ab01", "12_x.json", dfs_answer(True))
+    assert (run_import(a).imported, run_import(b).duplicates) == (1, 1)
+    assert Trajectory.objects.get().external_id == "12_x"
+
+
 def test_it_counts_a_give_up_as_a_failure(tmp_path, run_import):
     path = write_json(tmp_path, "q.json", dfs_answer(False, "give_up_and_restart"))
     summary = run_import(path)
