@@ -66,6 +66,7 @@ class Trajectory(models.Model):
         ("toolbench", "ToolBench / StableToolBench"),
         ("tau-bench", "tau-bench"),
         ("messages", "OpenAI messages / ShareGPT"),
+        ("swe-agent", "SWE-agent .traj"),
     ]
 
     dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="trajectories")

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from types import ModuleType
 
-from relabel.importers import agenther, browsergym, messages, taubench, toolbench
+from relabel.importers import agenther, browsergym, messages, swe_agent, taubench, toolbench
 from relabel.importers.base import (
     ImportSummary,
     Parsed,
@@ -33,7 +33,7 @@ __all__ = [
 ]
 
 MODULES: dict[str, ModuleType] = {
-    m.NAME: m for m in (agenther, browsergym, toolbench, taubench, messages)
+    m.NAME: m for m in (agenther, browsergym, toolbench, taubench, messages, swe_agent)
 }
 FORMATS = list(MODULES)
 MAP_KEYS = messages.MAP_KEYS
@@ -130,9 +130,9 @@ def _is_results(path: Path) -> bool:
 def _files(path: Path) -> list[Path]:
     if path.is_file():
         return [path]
-    files = sorted(p for p in path.rglob("*") if p.suffix.lower() in (".json", ".jsonl"))
+    files = sorted(p for p in path.rglob("*") if p.suffix.lower() in (".json", ".jsonl", ".traj"))
     if not files:
-        raise TrajectoryImportError(path, "no .json or .jsonl file in this folder")
+        raise TrajectoryImportError(path, "no .json, .jsonl or .traj file in this folder")
     return files
 
 

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from relabel.importers import browsergym, taubench, toolbench
+from relabel.importers import browsergym, swe_agent, taubench, toolbench
 from relabel.importers.base import TrajectoryImportError, load_json
 
 MESSAGE_KEYS = ("messages", "conversations", "history")
@@ -24,9 +24,13 @@ def detect(path: Path, mapping: dict[str, str] | None = None) -> str:
         )
     if path.suffix.lower() in (".jsonl", ".ndjson"):
         return classify(_first_line(path), path, mapping)
+    if swe_agent.looks_like(path):
+        return swe_agent.NAME
     data = load_json(path)
     if toolbench.is_answer_file(data) or toolbench.is_eval_file(data):
         return toolbench.NAME
+    if swe_agent.looks_like(path, data):
+        return swe_agent.NAME
     first = data[0] if isinstance(data, list) and data else data
     return classify(first, path, mapping)
 
@@ -41,8 +45,8 @@ def classify(record: Any, path: Path, mapping: dict[str, str] | None = None) -> 
             return "messages"
     raise TrajectoryImportError(
         path,
-        "cannot tell the format: expected an agenther, browsergym, toolbench, tau-bench or "
-        "messages file (name it with --format)",
+        "cannot tell the format: expected an agenther, browsergym, toolbench, tau-bench, "
+        "messages or swe-agent file (name it with --format)",
         record="record 1",
     )
 

@@ -59,3 +59,12 @@ def test_who_and_when_logs_import_through_the_field_map(shared_data):
     assert s.imported == 25 and s.successes == 0
     t = Trajectory.objects.filter(dataset__name="ww").first()
     assert t.metadata["mistake_agent"] and "mistake_step" in t.metadata
+
+
+def test_swe_agent_runs_import_without_a_success_label(shared_data):
+    s = import_twice([shared_data / "swe-agent"], "swe")
+    assert s.format == "swe-agent" and s.imported == 3 and s.successes == 0
+    labels = set(
+        Trajectory.objects.filter(dataset__name="swe").values_list("metadata__label", flat=True)
+    )
+    assert labels == {"unknown"}
