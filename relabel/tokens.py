@@ -25,7 +25,8 @@ def truncate_to_tokens(text: str, max_tokens: int) -> str:
     """Cuts ``text`` to about ``max_tokens``, keeping its head and tail with a marker between."""
     if max_tokens <= 0:
         return ""
-    if estimate_tokens(text) <= max_tokens:
+    # Every piece counts at most one token per character: short texts need no counting.
+    if len(text) <= max_tokens or estimate_tokens(text) <= max_tokens:
         return text
     # Characters per token of this text, so dense (HTML, JSON) and plain text both fit.
     ratio = max(1.0, len(text) / max(1, estimate_tokens(text)))

@@ -1,16 +1,18 @@
 """Which rows an export holds, streamed from the database in chunks.
 
-Nothing here loads a whole run: every iterator uses ``.iterator(chunk_size=...)`` with the
-related rows each exported row needs (run, trajectory, dataset, run item, steps, verdicts)
-fetched once per chunk, so memory stays flat whatever the size of the run.
+Nothing here loads a whole run: every iterator uses ``.iterator(chunk_size=...)``, joins what
+each row needs (trajectory, dataset, run item) and fetches the steps and verdicts of a whole
+chunk in one query each, so memory stays flat whatever the size of the run.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import itertools
+from collections import defaultdict
+from collections.abc import Callable, Iterator
 from typing import Any
 
-from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 
 from relabel.exports.options import ExportOptions
 from relabel.models import Candidate, Run, RunItem, Step, Trajectory
@@ -47,16 +49,46 @@ def human_verified_q() -> Q:
     return accepted | Q(Exists(approving))
 
 
-def _steps_prefetch(lookup: str) -> Prefetch:
-    # observation_full is the uncut observation: exports use the excerpt, cut again to the budget.
-    steps = Step.objects.defer("observation_full", "metadata").order_by("index")
-    return Prefetch(lookup, queryset=steps)
+STEP_FIELDS = (
+    "id",
+    "trajectory_id",
+    "index",
+    "thought",
+    "action",
+    "action_input",
+    "call_id",
+    "observation_role",
+)
+# The uncut observation and the source record are never exported: the excerpt, cut again to the
+# budget, is what rows hold, so the big blobs stay in the database.
+TRAJECTORY_DEFERRED = ("trajectory__raw", "trajectory__metadata")
 
 
-def _with_related(qs: QuerySet) -> QuerySet:
-    return qs.select_related("run", "item", "trajectory", "trajectory__dataset").defer(
-        "trajectory__raw", "trajectory__metadata", "attempts"
-    )
+def _attach_steps(trajectories: list[Trajectory]) -> None:
+    """One query for the steps of a chunk of trajectories (the observation excerpt only)."""
+    by_trajectory: dict[int, list[Step]] = defaultdict(list)
+    steps = Step.objects.filter(trajectory_id__in={t.pk for t in trajectories})
+    for step in steps.only(*STEP_FIELDS, "observation").order_by("trajectory_id", "index"):
+        by_trajectory[step.trajectory_id].append(step)
+    for trajectory in trajectories:
+        trajectory._export_steps = by_trajectory.get(trajectory.pk, [])
+
+
+def _attach_verdicts(candidates: list[Candidate]) -> None:
+    by_candidate: dict[int, list[Verdict]] = defaultdict(list)
+    verdicts = Verdict.objects.filter(candidate_id__in={c.pk for c in candidates})
+    for verdict in verdicts.select_related("rater").order_by("id"):
+        by_candidate[verdict.candidate_id].append(verdict)
+    for candidate in candidates:
+        candidate._export_verdicts = by_candidate.get(candidate.pk, [])
+
+
+def _in_chunks(qs: QuerySet, attach: Callable[[list[Any]], None]) -> Iterator[Any]:
+    """Streams ``qs`` and gives each chunk its related rows in one query per relation, rather
+    than per row (prefetch_related builds a queryset per object, which dominated the time)."""
+    for chunk in itertools.batched(qs.iterator(chunk_size=CHUNK_SIZE), CHUNK_SIZE):
+        attach(list(chunk))
+        yield from chunk
 
 
 def exported_candidates(run: Run, options: ExportOptions) -> QuerySet[Candidate]:
@@ -70,12 +102,16 @@ def exported_candidates(run: Run, options: ExportOptions) -> QuerySet[Candidate]
 
 
 def iter_candidates(qs: QuerySet[Candidate], *, with_steps: bool = True) -> Iterator[Candidate]:
-    prefetches: list[Any] = [
-        Prefetch("verdicts", queryset=Verdict.objects.select_related("rater").order_by("id"))
-    ]
-    if with_steps:
-        prefetches.append(_steps_prefetch("trajectory__steps"))
-    return _with_related(qs).prefetch_related(*prefetches).iterator(chunk_size=CHUNK_SIZE)
+    qs = qs.select_related("item", "trajectory", "trajectory__dataset").defer(
+        *TRAJECTORY_DEFERRED, "attempts", "aggregation", "item__detection", "item__outcome"
+    )
+
+    def attach(chunk: list[Candidate]) -> None:
+        _attach_verdicts(chunk)
+        if with_steps:
+            _attach_steps([c.trajectory for c in chunk])
+
+    return _in_chunks(qs, attach)
 
 
 def success_items(run: Run) -> QuerySet[RunItem]:
@@ -88,27 +124,30 @@ def discarded_items(run: Run) -> QuerySet[RunItem]:
 
 
 def iter_items(qs: QuerySet[RunItem], *, with_steps: bool = True) -> Iterator[RunItem]:
-    qs = qs.select_related("run", "trajectory", "trajectory__dataset").defer(
-        "trajectory__raw", "trajectory__metadata"
+    qs = qs.select_related("trajectory", "trajectory__dataset").defer(
+        *TRAJECTORY_DEFERRED, "detection", "outcome"
     )
-    if with_steps:
-        qs = qs.prefetch_related(_steps_prefetch("trajectory__steps"))
-    return qs.iterator(chunk_size=CHUNK_SIZE)
 
+    def attach(chunk: list[RunItem]) -> None:
+        if with_steps:
+            _attach_steps([i.trajectory for i in chunk])
 
-def iter_trajectories(qs: QuerySet[Trajectory]) -> Iterator[Trajectory]:
-    qs = qs.select_related("dataset").defer("raw", "metadata")
-    return qs.prefetch_related(_steps_prefetch("steps")).iterator(chunk_size=CHUNK_SIZE)
+    return _in_chunks(qs, attach)
 
 
 def steps_of(trajectory: Trajectory) -> list[Step]:
-    """The prefetched steps (already ordered by index)."""
-    return list(trajectory.steps.all())
+    """The steps fetched with the trajectory's chunk, ordered by index."""
+    return trajectory._export_steps
+
+
+def verdicts_of(candidate: Candidate) -> list[Verdict]:
+    """Every verdict on the candidate, oldest first, fetched with its chunk."""
+    return candidate._export_verdicts
 
 
 def effective_verdicts(candidate: Candidate) -> list[Verdict]:
     """The candidate's verdicts that still stand: undos and what they undid are left out."""
-    verdicts = list(candidate.verdicts.all())
+    verdicts = verdicts_of(candidate)
     undone = {v.undoes_id for v in verdicts if v.undoes_id}
     return [v for v in verdicts if v.id not in undone and v.decision in COUNTED_DECISIONS]
 

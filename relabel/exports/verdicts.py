@@ -62,7 +62,7 @@ def candidate_record(candidate: Candidate) -> dict[str, Any]:
         "gate_reason": candidate.gate_reason or None,
         "reason": item.reason or None,
         "judges": candidate.judges or [],
-        "verdicts": [rows.verdict_record(v) for v in candidate.verdicts.all()],
+        "verdicts": [rows.verdict_record(v) for v in rows.verdicts_of(candidate)],
     }
 
 
