@@ -340,12 +340,11 @@ class _StepsBuilder:
                 step["metadata"]["observed_from"] = message["name"]
 
     def conversation(self) -> Conversation:
-        final = ""
+        final = text_of(self.finish.get("final_answer", "")) if self.finish else ""
         last = self.steps[-1] if self.steps else None
-        if last and not last["action"] and last["observation"] is None and last["thought"]:
+        ends_plain = last and not last["action"] and last["observation"] is None
+        if not final and ends_plain and last["thought"]:
             final = self.steps.pop()["thought"]
-        if self.finish:
-            final = text_of(self.finish.get("final_answer", "")) or final
         steps = [
             Step.build(index=i, **{**s, "observation": s["observation"] or ""})
             for i, s in enumerate(self.steps)

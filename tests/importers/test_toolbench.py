@@ -72,6 +72,16 @@ def test_it_reads_a_dfs_answer_from_its_last_train_messages(tmp_path, run_import
     assert step.observation == '{"temp_c": 12}' and step.observation_role == "tool"
 
 
+def test_it_keeps_a_plain_message_before_the_finish_call_as_a_step(tmp_path, run_import):
+    data = dfs_answer(True)
+    conversation = data["answer_generation"]["train_messages"][-1]
+    conversation.insert(-1, {"role": "assistant", "content": "Lyon is mild today."})
+    run_import(write_json(tmp_path, "q.json", data))
+    t = Trajectory.objects.get()
+    assert [s.thought for s in t.ordered_steps()][-1] == "Lyon is mild today."
+    assert t.final_answer == "Lyon: 12C. 1 EUR = 0.94 CHF."
+
+
 def test_it_keeps_same_named_files_of_two_groups_apart(tmp_path, run_import):
     a = write_json(tmp_path / "G1_answer", "10_x.json", dfs_answer(True))
     b = write_json(tmp_path / "G2_answer", "10_x.json", dfs_answer(False))
