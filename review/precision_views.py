@@ -10,6 +10,7 @@ from django.views.decorators.http import require_GET
 
 from relabel.models import Run
 from review import precision_charts as charts
+from review import stats
 from review.precision import DEFAULT_TARGET, figures_csv, run_figures
 from review.precision_format import (
     pct,
@@ -162,10 +163,15 @@ def comparison(fa: dict[str, Any], fb: dict[str, Any]) -> dict[str, Any]:
 
 
 def _difference(a: dict[str, Any], b: dict[str, Any]) -> str:
+    """A minus B in percentage points with Newcombe's interval, or why there is none."""
     if not (a.get("enough") and b.get("enough")) or a.get("value") is None or b["value"] is None:
         return "not enough verdicts"
-    if a["low"] > b["high"]:
-        return "A higher"
-    if b["low"] > a["high"]:
-        return "B higher"
-    return "intervals overlap"
+    diff, low, high = stats.difference(
+        (a["value"], a["low"], a["high"]), (b["value"], b["low"], b["high"])
+    )
+    shown = f"{100 * diff:+.1f} points [{100 * low:+.1f}, {100 * high:+.1f}]"
+    if low > 0:
+        return f"{shown}: A higher"
+    if high < 0:
+        return f"{shown}: B higher"
+    return f"{shown}: no clear difference"

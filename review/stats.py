@@ -336,3 +336,20 @@ def recommend_threshold(
         if interval.low is not None and interval.low >= target:
             best = Threshold(confidence, k, n, interval.low, interval.value)
     return best
+
+
+# -- comparing two runs -----------------------------------------------------------------------
+
+
+def difference(
+    a: tuple[float, float, float], b: tuple[float, float, float]
+) -> tuple[float, float, float]:
+    """a - b for two independent proportions given as (value, low, high), with Newcombe's
+    (1998, method 10) square-and-add interval built from each one's own interval. It works for
+    Wilson and for stratified intervals alike, and is better than asking whether two intervals
+    overlap (which misses real differences)."""
+    (pa, la, ha), (pb, lb, hb) = a, b
+    diff = pa - pb
+    low = diff - math.sqrt((pa - la) ** 2 + (hb - pb) ** 2)
+    high = diff + math.sqrt((ha - pa) ** 2 + (pb - lb) ** 2)
+    return diff, max(-1.0, low), min(1.0, high)

@@ -217,12 +217,15 @@ def test_two_runs_side_by_side(researcher_page, reviewed_run):
     text = text_of(page.content.decode())
     a = command_json("--run", str(reviewed_run.pk))
     assert f"Precision, strict {show(a['precision_strict'])} not enough verdicts: n=0" in text
+    assert "A − B (95% interval)" in text
     assert "prompt v1" in text and "prompt v2" in text
 
 
 def test_the_comparison_page_first_asks_for_two_runs(researcher_page, reviewed_run):
     page = researcher_page.get(reverse("precision:compare"))
-    assert page.status_code == 200 and 'name="a"' in page.content.decode()
+    html = page.content.decode()
+    assert page.status_code == 200 and 'name="a"' in html
+    assert reverse("precision:run", args=[reviewed_run.pk]) in html
 
 
 def test_the_command_refuses_an_unknown_run():
@@ -256,3 +259,14 @@ def test_the_command_json_has_the_documented_keys(reviewed_run):
     assert documented <= set(figures)
     assert set(figures["precision_strict"]) >= {"value", "low", "high", "n"}
     assert isinstance(figures["by_bucket"], list) and isinstance(figures["by_failure_type"], dict)
+
+
+def test_a_run_compared_with_itself_shows_no_clear_difference(researcher_page, reviewed_run):
+    url = reverse("precision:compare") + f"?a={reviewed_run.pk}&b={reviewed_run.pk}"
+    text = text_of(researcher_page.get(url).content.decode())
+    assert "Precision, strict" in text
+    assert re.search(r"\+0\.0 points \[-\d+\.\d, \+\d+\.\d\]: no clear difference", text)
+
+
+def test_a_comparison_with_a_bad_run_id_is_not_found(researcher_page):
+    assert researcher_page.get(reverse("precision:compare") + "?a=x&b=1").status_code == 404

@@ -181,3 +181,18 @@ def test_the_recommended_threshold_is_the_lowest_whose_lower_bound_meets_the_tar
 
 def test_no_threshold_is_recommended_when_no_rated_set_is_good_enough():
     assert stats.recommend_threshold([(0.9, True)] * 20, target=0.97) is None
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "expected"),
+    [
+        # Newcombe (1998), Statistics in Medicine 17:873, Table II, method 10.
+        ((56, 70), (48, 80), (0.0524, 0.3339)),
+        ((9, 10), (3, 10), (0.1705, 0.8090)),
+    ],
+)
+def test_the_difference_of_two_runs_has_newcombes_published_interval(a, b, expected):
+    wa, wb = stats.wilson(*a), stats.wilson(*b)
+    diff, low, high = stats.difference((wa.value, wa.low, wa.high), (wb.value, wb.low, wb.high))
+    assert diff == pytest.approx(a[0] / a[1] - b[0] / b[1])
+    assert (round(low, 4), round(high, 4)) == expected
