@@ -90,22 +90,21 @@ def cohen_kappa(pairs: Sequence[tuple[Hashable, Hashable]], z: float = Z95) -> K
     return Kappa(kappa, low, high, n, observed, expected)
 
 
-def _fleiss_parts(table: Sequence[Sequence[int]]) -> tuple[list[float], list[list[float]]]:
-    """Per item: its agreement P_i, and its share of all ratings in each category."""
-    agreements, counts = [], []
-    for row in table:
-        raters = sum(row)
-        if raters < 2:
-            raise ValueError(f"Fleiss' kappa needs at least two ratings per item, got {row}")
-        agreements.append(sum(c * (c - 1) for c in row) / (raters * (raters - 1)))
-        counts.append([float(c) for c in row])
-    return agreements, counts
-
-
-def _fleiss_from(agreements: Sequence[float], counts: Sequence[Sequence[float]]) -> tuple:
-    total = sum(sum(row) for row in counts)
-    shares = [sum(col) / total for col in zip(*counts, strict=True)]
-    observed = sum(agreements) / len(agreements)
+def _fleiss_from(patterns: Sequence[Sequence[int]], weights: Sequence[int]) -> tuple:
+    """Kappa, P-bar and P-bar_e of items given as distinct rows of counts and how often each
+    occurs. Each item's agreement uses its own number of raters; category shares are over all
+    ratings (Fleiss' formula when every item has the same number)."""
+    items = sum(weights)
+    agreement = sum(
+        w * sum(c * (c - 1) for c in row) / (sum(row) * (sum(row) - 1))
+        for row, w in zip(patterns, weights, strict=True)
+    )
+    totals = [
+        sum(w * row[j] for row, w in zip(patterns, weights, strict=True))
+        for j in range(len(patterns[0]))
+    ]
+    shares = [t / sum(totals) for t in totals]
+    observed = agreement / items
     expected = sum(p * p for p in shares)
     if expected >= 1:
         return None, observed, expected
@@ -120,29 +119,43 @@ def fleiss_kappa(
 ) -> Kappa:
     """Fleiss' (1971) kappa of a subjects x categories table of rating counts.
 
-    Items may have different numbers of raters (each at least two): P_i is then computed with the
-    item's own count, and category shares over all ratings, which is Fleiss' formula when every
-    item has the same count. The 95% interval is the percentile interval of a bootstrap over
-    items with a fixed seed (so the page and the command print the same bounds); Fleiss' own
-    variance formula holds only under the null hypothesis of chance agreement, so it gives a test,
-    not an interval.
+    Items may have different numbers of raters (each at least two). The 95% interval is the
+    percentile interval of a bootstrap over items with a fixed seed (so the page and the command
+    print the same bounds); Fleiss' own variance formula holds only under the null hypothesis of
+    chance agreement, so it gives a test, not an interval.
     """
     if not table:
         return Kappa(None, None, None, 0, None, None)
-    agreements, counts = _fleiss_parts(table)
-    kappa, observed, expected = _fleiss_from(agreements, counts)
+    for row in table:
+        if sum(row) < 2:
+            raise ValueError(f"Fleiss' kappa needs at least two ratings per item, got {row}")
+    # Items are few distinct rows (two categories, a handful of raters): resampling n items with
+    # replacement is drawing how often each distinct row occurs (a multinomial), which keeps the
+    # bootstrap independent of the number of items.
+    counts = Counter(tuple(row) for row in table)
+    distinct, weights = list(counts), list(counts.values())
+    kappa, observed, expected = _fleiss_from(distinct, weights)
     if kappa is None:
         return Kappa(None, None, None, len(table), observed, expected)
     rng = random.Random(seed)
-    items = range(len(table))
     draws = []
     for _ in range(resamples):
-        pick = rng.choices(items, k=len(table))
-        value, _, _ = _fleiss_from([agreements[i] for i in pick], [counts[i] for i in pick])
+        value, _, _ = _fleiss_from(distinct, multinomial(rng, len(table), weights))
         if value is not None:
             draws.append(value)
     low, high = _percentiles(draws, 0.025, 0.975) if draws else (None, None)
     return Kappa(kappa, low, high, len(table), observed, expected)
+
+
+def multinomial(rng: random.Random, n: int, weights: Sequence[int]) -> list[int]:
+    """One multinomial draw of n over categories in proportion to ``weights``, as a chain of
+    binomials."""
+    out, left, mass = [], n, float(sum(weights))
+    for w in weights:
+        k = rng.binomialvariate(left, min(1.0, w / mass)) if left and mass > 0 else 0
+        out.append(k)
+        left, mass = left - k, mass - w
+    return out
 
 
 def _percentiles(values: list[float], *qs: float) -> tuple[float, ...]:

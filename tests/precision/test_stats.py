@@ -67,6 +67,29 @@ def test_fleiss_kappa_of_the_textbook_table_is_0_210():
     assert got.low < got.value < got.high
 
 
+def naive_fleiss(rows: list[list[int]]) -> float | None:
+    """Fleiss' kappa by the textbook formula, for rows with one number of raters."""
+    n, raters = len(rows), sum(rows[0])
+    p_bar = sum(sum(c * (c - 1) for c in r) / (raters * (raters - 1)) for r in rows) / n
+    shares = [sum(col) / (n * raters) for col in zip(*rows, strict=True)]
+    p_e = sum(p * p for p in shares)
+    return None if p_e == 1 else (p_bar - p_e) / (1 - p_e)
+
+
+def test_the_fleiss_interval_agrees_with_a_plain_bootstrap_over_items():
+    rng = random.Random(5)
+    table = [[k := rng.choice([0, 0, 1, 3, 3, 3]), 3 - k] for _ in range(60)]
+    draws = sorted(
+        value
+        for _ in range(4000)
+        if (value := naive_fleiss([rng.choice(table) for _ in table])) is not None
+    )
+    got = stats.fleiss_kappa(table)
+    assert got.value == pytest.approx(naive_fleiss(table))
+    assert got.low == pytest.approx(draws[int(0.025 * len(draws))], abs=0.03)
+    assert got.high == pytest.approx(draws[int(0.975 * len(draws))], abs=0.03)
+
+
 def test_the_fleiss_bootstrap_interval_is_the_same_every_time():
     table = [[3, 0], [2, 1], [0, 3], [3, 0], [1, 2], [3, 0], [0, 3], [2, 1]]
     assert stats.fleiss_kappa(table) == stats.fleiss_kappa(table)
