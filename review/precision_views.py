@@ -55,6 +55,14 @@ def page_context(figures: dict[str, Any]) -> dict[str, Any]:
         "threshold_text": show_threshold(figures["threshold"]),
         "noise_text": show(figures["label_noise"]),
         "target_pct": pct(figures["target"]),
+        "strata": [
+            {**pool, "unrated": rest["size"]}
+            for pool, rest in zip(
+                figures["audit_precision"]["strata"],
+                figures["export_precision"]["strata"],
+                strict=True,
+            )
+        ],
         "buckets": [
             {**b, "strict_text": show(b["strict"]), "lenient_text": show(b["lenient"])}
             for b in bucket_rows

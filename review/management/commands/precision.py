@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import argparse
 import json
 from typing import Any
 
@@ -11,9 +12,12 @@ from review.precision_format import report_lines
 
 
 def probability(text: str) -> float:
-    value = float(text)
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
     if not 0 < value < 1:
-        raise ValueError(text)
+        raise argparse.ArgumentTypeError(f"{text} must lie strictly between 0 and 1")
     return value
 
 
