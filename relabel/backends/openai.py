@@ -25,13 +25,13 @@ class OpenAIBackend:
         self.max_tokens = int(config["max_prompt_tokens"])
 
     def detect(self, ctx: ItemContext) -> dict[str, Any]:
-        prompt = prompts.detect_prompt(ctx.trajectory, ctx.steps, self.max_tokens)
+        prompt = prompts.detect_prompt(ctx.trajectory, ctx.steps, self.max_tokens, ctx.memo)
         return self.client.complete_json(
             self.endpoints["detect"], prompt, temperature=0.0, log=ctx.log
         )
 
     def extract(self, ctx: ItemContext) -> dict[str, Any]:
-        prompt = prompts.extract_prompt(ctx.trajectory, ctx.steps, self.max_tokens)
+        prompt = prompts.extract_prompt(ctx.trajectory, ctx.steps, self.max_tokens, ctx.memo)
         return self.client.complete_json(
             self.endpoints["extract"], prompt, temperature=0.0, log=ctx.log
         )
@@ -46,7 +46,7 @@ class OpenAIBackend:
         refused: list[dict[str, Any]],
     ) -> dict[str, Any]:
         prompt = prompts.relabel_prompt(
-            ctx.trajectory, ctx.steps, outcome, self.max_tokens, refused
+            ctx.trajectory, ctx.steps, outcome, self.max_tokens, refused, ctx.memo
         )
         return self.client.complete_json(
             self.endpoints["relabel"], prompt, temperature=temperature, log=ctx.log
@@ -56,7 +56,7 @@ class OpenAIBackend:
         return self.config["judges"]
 
     def judge(self, ctx: ItemContext, judge: dict[str, Any], goal: str) -> dict[str, Any]:
-        prompt = prompts.judge_prompt(ctx.trajectory, ctx.steps, goal, self.max_tokens)
+        prompt = prompts.judge_prompt(ctx.trajectory, ctx.steps, goal, self.max_tokens, ctx.memo)
         return self.client.complete_json(
             Endpoint.from_config(judge),
             prompt,

@@ -12,6 +12,7 @@ run's configuration, and of the cache key through the messages themselves.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ from typing import Any
 from relabel.config import PROMPT_VERSION
 from relabel.messages import step_messages
 from relabel.models import RunItem, Step, Trajectory
-from relabel.tokens import estimate_tokens, truncate_to_tokens
+from relabel.tokens import TRUNCATION_MARK, estimate_tokens, truncate_to_tokens
 
 FAILURE_TYPES = [code for code, _ in RunItem.FAILURE_TYPES]
 MAX_SHOWN_STEPS = 40
@@ -140,17 +141,34 @@ def system_message(stage: str) -> dict[str, str]:
     }
 
 
+def cut(text: str, max_tokens: int) -> str:
+    """truncate_to_tokens, without counting every token of a text far over the budget.
+
+    A 12,000-character page excerpt cut to 300 tokens only needs its density (characters per
+    token), which a sample gives as well as the whole; counting it all, for every step of every
+    prompt, was the largest CPU cost of a run after the HTTP client itself.
+    """
+    if len(text) <= 4 * max_tokens + 2000:
+        return truncate_to_tokens(text, max_tokens)
+    sample = text[:1000] + text[-1000:]
+    ratio = max(1.0, len(sample) / max(1, estimate_tokens(sample)))
+    keep = max(1, int(max_tokens * ratio) - len(TRUNCATION_MARK) - 10)
+    head, tail = keep * 3 // 4, keep // 4
+    omitted = len(text) - head - tail
+    return text[:head] + TRUNCATION_MARK.format(omitted=omitted) + (text[-tail:] if tail else "")
+
+
 def _render_message(message: dict[str, Any], observation_tokens: int) -> list[str]:
     lines = []
     if message["role"] == "assistant":
         if message.get("content"):
-            lines.append("thought: " + truncate_to_tokens(message["content"], THOUGHT_TOKENS))
+            lines.append("thought: " + cut(message["content"], THOUGHT_TOKENS))
         for call in message.get("tool_calls", []):
-            arguments = truncate_to_tokens(call["function"]["arguments"], ARGUMENT_TOKENS)
+            arguments = cut(call["function"]["arguments"], ARGUMENT_TOKENS)
             lines.append(f"action: {call['function']['name']}({arguments})")
     else:
         who = "observation" if message["role"] == "tool" else "user reply"
-        lines.append(f"{who}: " + truncate_to_tokens(message["content"], observation_tokens))
+        lines.append(f"{who}: " + cut(message["content"], observation_tokens))
     return lines
 
 
@@ -158,7 +176,7 @@ def render_step(step: Step, observation_tokens: int) -> str:
     lines = [f"### Step {step.index}"]
     for message in step_messages(step):
         lines += _render_message(message, observation_tokens)
-    if step.is_truncated or step.observation_chars > len(step.observation):
+    if step.observation_chars > len(step.observation):  # only the excerpt is stored inline
         lines.append(f"(observation was {step.observation_chars} characters in full)")
     return "\n".join(lines)
 
@@ -172,12 +190,22 @@ def _shown_steps(steps: Sequence[Step], limit: int) -> tuple[list[Step], str]:
     return head + tail, note
 
 
-def render_transcript(trajectory: Trajectory, steps: Sequence[Step], budget: int) -> str:
+def render_transcript(
+    trajectory: Trajectory, steps: Sequence[Step], budget: int, memo: dict | None = None
+) -> str:
     """The steps and the final answer within ``budget`` estimated tokens.
 
     Observations share the budget equally; if that leaves each too little, fewer steps are
-    shown (always the first few and the last ones).
+    shown (always the first few and the last ones). ``memo`` (one dict per trajectory) keeps
+    renderings for the stages that use the same budget.
     """
+    if memo is not None:
+        key = ("transcript", budget)
+        if key not in memo:
+            text = render_transcript(trajectory, steps, budget)
+            memo[key] = text
+            memo[("tokens", text)] = estimate_tokens(text)
+        return memo[key]
     if not steps:
         body = "(The agent took no steps.)"
     else:
@@ -206,34 +234,54 @@ def _benchmark_signal(trajectory: Trajectory) -> str:
     return "; ".join(parts)
 
 
-def _prompt(stage: str, user: str) -> Prompt:
-    messages = [system_message(stage), {"role": "user", "content": user}]
-    tokens = sum(estimate_tokens(m["content"]) for m in messages)
+@functools.cache
+def _system(stage: str) -> tuple[dict[str, str], int]:
+    message = system_message(stage)
+    return message, estimate_tokens(message["content"])
+
+
+def _prompt(stage: str, head: str, transcript: str, memo: dict | None) -> Prompt:
+    system, system_tokens = _system(stage)
+    known = (memo or {}).get(("tokens", transcript))
+    tokens = known if known is not None else estimate_tokens(transcript)
+    user = f"{head}\nTrajectory:\n{transcript}"
+    messages = [dict(system), {"role": "user", "content": user}]
+    tokens += system_tokens + estimate_tokens(head) + 3
     return Prompt(stage=stage, messages=messages, schema=SCHEMAS[stage], estimated_tokens=tokens)
 
 
-def _budget(max_prompt_tokens: int, stage: str, *fixed: str) -> int:
-    used = estimate_tokens(system_message(stage)["content"]) + sum(map(estimate_tokens, fixed))
-    return max(300, max_prompt_tokens - used)
+SYSTEM_ALLOWANCE = 700  # the longest system message (instructions + schema), rounded up
+HEAD_ALLOWANCE = 400  # goal, benchmark signal; the relabel stage's outcome is budgeted apart
+
+
+def _budget(max_prompt_tokens: int, head: str) -> int:
+    """Tokens left for the transcript. Stages with short heads share one budget (and so one
+    rendering of the trajectory); a longer head takes its excess from the transcript."""
+    excess = max(0, estimate_tokens(head) - HEAD_ALLOWANCE)
+    return max(300, max_prompt_tokens - SYSTEM_ALLOWANCE - HEAD_ALLOWANCE - excess)
 
 
 def _original_goal(trajectory: Trajectory) -> str:
     return truncate_to_tokens(trajectory.goal, 300)
 
 
-def detect_prompt(trajectory: Trajectory, steps: Sequence[Step], max_tokens: int) -> Prompt:
+def detect_prompt(
+    trajectory: Trajectory, steps: Sequence[Step], max_tokens: int, memo: dict | None = None
+) -> Prompt:
     head = (
         f"Original goal: {_original_goal(trajectory)}\n"
         f"Benchmark signal: {_benchmark_signal(trajectory)}\n"
     )
-    transcript = render_transcript(trajectory, steps, _budget(max_tokens, "detect", head))
-    return _prompt("detect", f"{head}\nTrajectory:\n{transcript}")
+    transcript = render_transcript(trajectory, steps, _budget(max_tokens, head), memo)
+    return _prompt("detect", head, transcript, memo)
 
 
-def extract_prompt(trajectory: Trajectory, steps: Sequence[Step], max_tokens: int) -> Prompt:
+def extract_prompt(
+    trajectory: Trajectory, steps: Sequence[Step], max_tokens: int, memo: dict | None = None
+) -> Prompt:
     head = f"Original goal: {_original_goal(trajectory)}\n"
-    transcript = render_transcript(trajectory, steps, _budget(max_tokens, "extract", head))
-    return _prompt("extract", f"{head}\nTrajectory:\n{transcript}")
+    transcript = render_transcript(trajectory, steps, _budget(max_tokens, head), memo)
+    return _prompt("extract", head, transcript, memo)
 
 
 def outcome_text(outcome: dict[str, Any]) -> str:
@@ -252,6 +300,7 @@ def relabel_prompt(
     outcome: dict[str, Any],
     max_tokens: int,
     refused: Sequence[dict[str, Any]] = (),
+    memo: dict | None = None,
 ) -> Prompt:
     head = (
         f"Original goal (do not repeat, quote or mention it): {_original_goal(trajectory)}\n\n"
@@ -260,13 +309,17 @@ def relabel_prompt(
     if refused:
         head += "\nRefused earlier attempts (write something else):\n"
         head += "".join(f"- {a['goal'][:300]!r}: {a['refused']}\n" for a in refused)
-    transcript = render_transcript(trajectory, steps, _budget(max_tokens, "relabel", head) // 2)
-    return _prompt("relabel", f"{head}\nTrajectory:\n{transcript}")
+    transcript = render_transcript(trajectory, steps, _budget(max_tokens, head) // 2, memo)
+    return _prompt("relabel", head, transcript, memo)
 
 
 def judge_prompt(
-    trajectory: Trajectory, steps: Sequence[Step], goal: str, max_tokens: int
+    trajectory: Trajectory,
+    steps: Sequence[Step],
+    goal: str,
+    max_tokens: int,
+    memo: dict | None = None,
 ) -> Prompt:
     head = f"Goal to judge: {truncate_to_tokens(goal, 300)}\n"
-    transcript = render_transcript(trajectory, steps, _budget(max_tokens, "judge", head))
-    return _prompt("judge", f"{head}\nTrajectory:\n{transcript}")
+    transcript = render_transcript(trajectory, steps, _budget(max_tokens, head), memo)
+    return _prompt("judge", head, transcript, memo)

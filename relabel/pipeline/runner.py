@@ -18,6 +18,7 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Iterator
 from datetime import timedelta
 from functools import partial
 from typing import Any
@@ -31,7 +32,7 @@ from django.utils import timezone
 from relabel.backends import Backend, ItemContext, get_backend
 from relabel.config import ConfigError, load_config, resolve_endpoints
 from relabel.llm.client import CallLog
-from relabel.models import Candidate, Dataset, LLMCall, Run, RunItem
+from relabel.models import Candidate, Dataset, LLMCall, Run, RunItem, Step
 from relabel.pipeline.detect import detect_failure
 from relabel.pipeline.extract import extract_outcome
 from relabel.pipeline.gate import aggregate, gate
@@ -41,6 +42,7 @@ from relabel.pipeline.relabel import relabel_attempts
 logger = logging.getLogger("agenther.pipeline")
 
 BATCH = 2000
+LOAD_BATCH = 64
 DONE_STATUSES = [*RunItem.FINAL_STATUSES, RunItem.Status.ERROR]
 
 
@@ -150,29 +152,42 @@ def process_items(run_id: int, item_ids: list[int]) -> None:
     backend = get_backend(run.backend, run.config)
     workers = min(pool_size(run), len(item_ids))
     if workers <= 1:
-        for item_id in item_ids:
-            process_item(run, backend, item_id)
+        for item, steps in load_items(item_ids):
+            process_item(run, backend, item, steps)
     else:
         _process_in_threads(run, backend, item_ids, workers)
     finish_if_done(run.pk)
 
 
+def load_items(item_ids: list[int]) -> Iterator[tuple[RunItem, list[Step]]]:
+    """The unfinished items among ``item_ids`` with their trajectories and steps, in batches:
+    two queries per batch instead of two per item."""
+    for i in range(0, len(item_ids), LOAD_BATCH):
+        batch = item_ids[i : i + LOAD_BATCH]
+        items = list(RunItem.objects.filter(pk__in=batch).pending().select_related("trajectory"))
+        steps: dict[int, list[Step]] = {item.trajectory_id: [] for item in items}
+        # Prompts use the stored excerpts; the compressed full observations stay in the database.
+        rows = Step.objects.filter(trajectory_id__in=steps).defer("observation_full")
+        for step in rows.order_by("trajectory_id", "index"):
+            steps[step.trajectory_id].append(step)
+        for item in items:
+            yield item, steps[item.trajectory_id]
+
+
 def _process_in_threads(run: Run, backend: Backend, item_ids: list[int], workers: int) -> None:
-    todo: queue.SimpleQueue[int] = queue.SimpleQueue()
-    for item_id in item_ids:
-        todo.put(item_id)
+    # Bounded, so the items in memory stay a few batches however large the chunk.
+    todo: queue.Queue[tuple[RunItem, list[Step]] | None] = queue.Queue(maxsize=2 * LOAD_BATCH)
     failures: list[BaseException] = []
 
     def work() -> None:
         try:
-            while not failures:
-                try:
-                    item_id = todo.get_nowait()
-                except queue.Empty:
-                    return
-                process_item(run, backend, item_id)
+            while (entry := todo.get()) is not None:
+                if not failures:
+                    process_item(run, backend, *entry)
         except BaseException as exc:  # a database outage: stop, and let the task retry
             failures.append(exc)
+            while todo.get() is not None:  # drain, so the feeder never blocks
+                pass
         finally:
             connections.close_all()  # this thread's own connections
 
@@ -180,10 +195,15 @@ def _process_in_threads(run: Run, backend: Backend, item_ids: list[int], workers
     for thread in threads:
         thread.start()
     try:
-        for thread in threads:
-            thread.join()
+        for entry in load_items(item_ids):
+            if failures:
+                break
+            todo.put(entry)
     except BaseException as exc:  # the soft time limit: finish the items in hand, take no more
         failures.append(exc)
+    finally:
+        for _ in threads:
+            todo.put(None)
         for thread in threads:
             thread.join()
     if failures:
@@ -203,22 +223,21 @@ def claim(item_id: int) -> bool:
     )
 
 
-def process_item(run: Run, backend: Backend, item_id: int) -> str | None:
+def process_item(run: Run, backend: Backend, item: RunItem, steps: list[Step]) -> str | None:
     """Claims one item, runs the stages on it and stores the result; returns its status.
 
     A stage failing for good (an endpoint down after retries, malformed output) marks this item
     as an error with the reason; the run goes on. Database errors propagate (the task retries).
     """
-    if not claim(item_id):
+    if not claim(item.pk):
         return None
-    item = RunItem.objects.select_related("trajectory").get(pk=item_id)
     trajectory = item.trajectory
     log = CallLog(run_id=run.pk, trajectory_id=trajectory.pk)
-    ctx = ItemContext(trajectory, list(trajectory.ordered_steps()), run.config, log)
+    ctx = ItemContext(trajectory, steps, run.config, log)
     try:
         fields, candidate = relabel_item(backend, ctx)
     except (DatabaseError, SoftTimeLimitExceeded):
-        release(item_id, log)
+        release(item.pk, log)
         raise
     except Exception as exc:
         logger.warning("run %s, trajectory %s: %s", run.pk, trajectory.pk, exc)
