@@ -270,12 +270,16 @@ def audit_and_export(run: Run, rated: Sequence[Rated], min_n: int) -> dict[str, 
         "method": "human-approved count as valid; unrated auto-accepted estimated from the audit",
         "strata": strata_table(rest_est, edges),
     }
+    if unrated and len(audited) < min_n:
+        # The shortfall is in the audit sample, whatever the number of verified candidates.
+        export_fig["note"] = f"not enough audit verdicts: n={len(audited)}"
     noise = {
         "value": None if exported["value"] is None else 1 - exported["value"],
         "low": None if exported["high"] is None else 1 - exported["high"],
         "high": None if exported["low"] is None else 1 - exported["low"],
         "n": len(behind),
         "enough": export_fig["enough"],
+        **({"note": export_fig["note"]} if "note" in export_fig else {}),
     }
     return {"audit_precision": audit_fig, "export_precision": export_fig, "label_noise": noise}
 

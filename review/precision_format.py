@@ -14,7 +14,7 @@ def show(fig: dict[str, Any]) -> str:
     """ "97.7% [93.4%, 99.2%] n=130", or "not enough verdicts: n=3"."""
     n = fig.get("n") or 0
     if fig.get("value") is None or not fig.get("enough", True):
-        return f"not enough verdicts: n={_count(n)}"
+        return fig.get("note") or f"not enough verdicts: n={_count(n)}"
     return f"{pct(fig['value'])} [{pct(fig['low'])}, {pct(fig['high'])}] n={_count(n)}"
 
 

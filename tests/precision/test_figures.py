@@ -10,6 +10,7 @@ from django.contrib.auth.models import User
 from relabel.models import RunItem
 from review.models import Verdict
 from review.precision import figures_csv, run_figures
+from review.precision_format import show
 from review.stats import wilson
 from tests.factories import make_candidate, make_run, make_trajectory
 
@@ -269,3 +270,16 @@ def test_an_empty_run_has_figures_without_numbers():
     assert f["precision_strict"]["value"] is None and f["ece"] is None
     assert f["recommended_threshold"] is None and f["kappa"]["method"] is None
     assert f["export_precision"]["value"] is None
+
+
+def test_an_export_estimate_short_of_audit_verdicts_says_the_audit_is_what_is_missing(raters):
+    run = make_run()
+    for _ in range(12):
+        rate(make_candidate(run, confidence=0.3), raters[0], "accept")
+    for i in range(20):
+        c = make_candidate(run, confidence=0.9)
+        if i < 4:
+            rate(c, raters[1], "valid", kind="audit")
+    export = run_figures(run)["export_precision"]
+    assert export["enough"] is False and export["verified"] == 16
+    assert show(export) == "not enough audit verdicts: n=4"
