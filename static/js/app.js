@@ -35,9 +35,15 @@
         el.setSelectionRange(el.value.length, el.value.length);
       }
     } else if (action === "open") {
-      el.open = true;
       var first = el.querySelector("[data-autofocus]") || el.querySelector("input, select, textarea, button");
-      if (first) first.focus();
+      var focusFirst = function () { if (first) first.focus(); };
+      // The content of a closed <details> cannot take focus until it has been shown.
+      if (el.open) {
+        focusFirst();
+      } else {
+        el.addEventListener("toggle", focusFirst, { once: true });
+        el.open = true;
+      }
     } else if (action === "help") {
       toggleHelp();
     } else {
@@ -70,6 +76,11 @@
   }
 
   document.addEventListener("keydown", onKey);
-  // A new candidate was swapped in: start again from its first step.
-  document.addEventListener("htmx:afterSwap", function () { currentStep = -1; });
+  // A new candidate was swapped in: start again from its first step, with nothing focused
+  // (htmx gives focus back to a field with the same id, which would swallow the next key).
+  document.addEventListener("htmx:afterSwap", function () {
+    currentStep = -1;
+    var active = document.activeElement;
+    if (active && active !== document.body && active.closest("[data-review]")) active.blur();
+  });
 })();
