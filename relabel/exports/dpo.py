@@ -86,7 +86,7 @@ def _shared_row(success: RunItem, failed: RunItem, options: ExportOptions) -> di
         "weight": 1.0,
         "metadata": {
             "kind": "shared_prompt",
-            "dataset": trajectory.dataset.name,
+            "dataset": failed.dataset_name,
             "source_format": trajectory.source_format,
             "run": failed.run_id,
             "goal": trajectory.goal,

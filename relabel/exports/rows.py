@@ -12,7 +12,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Exists, F, OuterRef, Q, QuerySet
 
 from relabel.exports.options import ExportOptions
 from relabel.models import Candidate, Run, RunItem, Step, Trajectory
@@ -50,26 +50,40 @@ def human_verified_q() -> Q:
 
 
 STEP_FIELDS = (
-    "id",
     "trajectory_id",
     "index",
     "thought",
     "action",
     "action_input",
     "call_id",
+    "observation",
     "observation_role",
 )
 # The uncut observation and the source record are never exported: the excerpt, cut again to the
 # budget, is what rows hold, so the big blobs stay in the database.
 TRAJECTORY_DEFERRED = ("trajectory__raw", "trajectory__metadata")
+# Rows carry their dataset's name; a joined column is cheaper than a Dataset instance per row.
+DATASET_NAME = F("trajectory__dataset__name")
+
+
+class StepRow:
+    """A step as relabel.messages reads it, without the cost of a model instance (steps are most
+    of an export's rows). ``tool_call_id`` is the model's own property, so ids cannot drift."""
+
+    __slots__ = STEP_FIELDS
+    tool_call_id = Step.tool_call_id
+
+    def __init__(self, values: tuple[Any, ...]):
+        for name, value in zip(STEP_FIELDS, values, strict=True):
+            setattr(self, name, value)
 
 
 def _attach_steps(trajectories: list[Trajectory]) -> None:
     """One query for the steps of a chunk of trajectories (the observation excerpt only)."""
-    by_trajectory: dict[int, list[Step]] = defaultdict(list)
+    by_trajectory: dict[int, list[StepRow]] = defaultdict(list)
     steps = Step.objects.filter(trajectory_id__in={t.pk for t in trajectories})
-    for step in steps.only(*STEP_FIELDS, "observation").order_by("trajectory_id", "index"):
-        by_trajectory[step.trajectory_id].append(step)
+    for values in steps.order_by("trajectory_id", "index").values_list(*STEP_FIELDS):
+        by_trajectory[values[0]].append(StepRow(values))
     for trajectory in trajectories:
         trajectory._export_steps = by_trajectory.get(trajectory.pk, [])
 
@@ -102,7 +116,7 @@ def exported_candidates(run: Run, options: ExportOptions) -> QuerySet[Candidate]
 
 
 def iter_candidates(qs: QuerySet[Candidate], *, with_steps: bool = True) -> Iterator[Candidate]:
-    qs = qs.select_related("item", "trajectory", "trajectory__dataset").defer(
+    qs = qs.select_related("item", "trajectory").annotate(dataset_name=DATASET_NAME).defer(
         *TRAJECTORY_DEFERRED, "attempts", "aggregation", "item__detection", "item__outcome"
     )
 
@@ -124,7 +138,7 @@ def discarded_items(run: Run) -> QuerySet[RunItem]:
 
 
 def iter_items(qs: QuerySet[RunItem], *, with_steps: bool = True) -> Iterator[RunItem]:
-    qs = qs.select_related("trajectory", "trajectory__dataset").defer(
+    qs = qs.select_related("trajectory").annotate(dataset_name=DATASET_NAME).defer(
         *TRAJECTORY_DEFERRED, "detection", "outcome"
     )
 
@@ -135,7 +149,7 @@ def iter_items(qs: QuerySet[RunItem], *, with_steps: bool = True) -> Iterator[Ru
     return _in_chunks(qs, attach)
 
 
-def steps_of(trajectory: Trajectory) -> list[Step]:
+def steps_of(trajectory: Trajectory) -> list[StepRow]:
     """The steps fetched with the trajectory's chunk, ordered by index."""
     return trajectory._export_steps
 
@@ -182,7 +196,7 @@ def provenance(candidate: Candidate) -> dict[str, Any]:
     return {
         "kind": "hindsight",
         "trajectory": trajectory.external_id,
-        "dataset": trajectory.dataset.name,
+        "dataset": candidate.dataset_name,
         "source_format": trajectory.source_format,
         "run": candidate.run_id,
         "candidate": candidate.id,
@@ -204,7 +218,7 @@ def success_provenance(item: RunItem) -> dict[str, Any]:
     return {
         "kind": "success",
         "trajectory": trajectory.external_id,
-        "dataset": trajectory.dataset.name,
+        "dataset": item.dataset_name,
         "source_format": trajectory.source_format,
         "run": item.run_id,
         "candidate": None,

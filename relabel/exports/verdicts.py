@@ -45,7 +45,7 @@ def candidate_record(candidate: Candidate) -> dict[str, Any]:
     return {
         "run": candidate.run_id,
         "trajectory": trajectory.external_id,
-        "dataset": trajectory.dataset.name,
+        "dataset": candidate.dataset_name,
         "source_format": trajectory.source_format,
         "gate": candidate.gate,
         "confidence": candidate.confidence,
@@ -71,7 +71,7 @@ def discarded_record(item: RunItem) -> dict[str, Any]:
     return {
         "run": item.run_id,
         "trajectory": trajectory.external_id,
-        "dataset": trajectory.dataset.name,
+        "dataset": item.dataset_name,
         "source_format": trajectory.source_format,
         "gate": "discarded",
         "confidence": None,
