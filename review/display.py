@@ -90,12 +90,14 @@ def step_view(step: Step) -> StepView:
         observation=reply["content"],
         observation_role="tool" if reply["role"] == "tool" else "user",
         observation_chars=step.observation_chars,
-        truncated=step.is_truncated,
+        # observation_full is left unloaded (it can be megabytes): the lengths tell the same.
+        truncated=step.observation_chars > len(step.observation),
     )
 
 
 def trajectory_steps(trajectory: Trajectory) -> list[StepView]:
-    return [step_view(s) for s in trajectory.ordered_steps()]
+    steps = trajectory.ordered_steps().defer("observation_full", "metadata")
+    return [step_view(s) for s in steps]
 
 
 @dataclass

@@ -530,3 +530,19 @@ def test_a_bad_run_configuration_is_refused_with_its_reason(admin_client_):
     response = admin_client_.post(reverse("run_start"), data, follow=True)
     assert "no_such_key" in response.content.decode()
     assert Run.objects.count() == 1
+
+
+def test_the_next_page_link_keeps_the_filters(researcher_client, run):
+    for _ in range(51):
+        make_candidate(run, confidence=0.3)
+    response = researcher_client.get(reverse("candidates", args=[run.pk]), {"gate": "needs_review"})
+    after = response.context["next_after"]
+    assert f'href="?gate=needs_review&amp;after={after}"' in response.content.decode()
+
+
+def test_a_cut_observation_says_how_much_is_shown(annotator_client, run):
+    steps = [{"thought": "", "action": "read", "action_input": {}, "observation": "x" * 15_000}]
+    make_candidate(run, confidence=0.3, trajectory=make_trajectory(run.dataset, steps=steps))
+    populate_queue(run)
+    body = annotator_client.get("/review/").content.decode()
+    assert "Shown: the first 12000 of 15000 characters." in body
