@@ -135,11 +135,19 @@ class Behaviour:
         self.random = random.Random(seed)
         self.lock = threading.Lock()
         self.requests = 0
+        self.in_flight = 0
+        self.max_in_flight = 0  # the most requests ever served at once: tests check limits
 
     def draw(self) -> tuple[float, float]:
         with self.lock:
             self.requests += 1
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
             return self.random.random(), self.random.random()
+
+    def done(self) -> None:
+        with self.lock:
+            self.in_flight -= 1
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -183,7 +191,10 @@ class Handler(BaseHTTPRequestHandler):
             return
         behaviour = self.server.behaviour
         fault, malformed = behaviour.draw()
-        time.sleep(behaviour.latency)
+        try:
+            time.sleep(behaviour.latency)
+        finally:
+            behaviour.done()
         if fault < behaviour.error_rate:
             status = 429 if fault < behaviour.error_rate / 2 else 500
             error = {"message": "injected fault", "type": "test_server_error"}
