@@ -116,8 +116,10 @@ def exported_candidates(run: Run, options: ExportOptions) -> QuerySet[Candidate]
 
 
 def iter_candidates(qs: QuerySet[Candidate], *, with_steps: bool = True) -> Iterator[Candidate]:
-    qs = qs.select_related("item", "trajectory").annotate(dataset_name=DATASET_NAME).defer(
-        *TRAJECTORY_DEFERRED, "attempts", "aggregation", "item__detection", "item__outcome"
+    qs = (
+        qs.select_related("item", "trajectory")
+        .annotate(dataset_name=DATASET_NAME)
+        .defer(*TRAJECTORY_DEFERRED, "attempts", "aggregation", "item__detection", "item__outcome")
     )
 
     def attach(chunk: list[Candidate]) -> None:
@@ -138,8 +140,10 @@ def discarded_items(run: Run) -> QuerySet[RunItem]:
 
 
 def iter_items(qs: QuerySet[RunItem], *, with_steps: bool = True) -> Iterator[RunItem]:
-    qs = qs.select_related("trajectory").annotate(dataset_name=DATASET_NAME).defer(
-        *TRAJECTORY_DEFERRED, "detection", "outcome"
+    qs = (
+        qs.select_related("trajectory")
+        .annotate(dataset_name=DATASET_NAME)
+        .defer(*TRAJECTORY_DEFERRED, "detection", "outcome")
     )
 
     def attach(chunk: list[RunItem]) -> None:

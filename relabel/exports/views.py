@@ -64,6 +64,8 @@ def download(request: HttpRequest, job_id: int, name: str) -> FileResponse:
     job = _get_job(job_id)
     if job.status != ExportJob.Status.DONE or name not in _served_files(job):
         raise Http404("no such file in this export")
+    if not Path(job.directory).is_absolute():  # never a path relative to the server's cwd
+        raise Http404("this export has no directory")
     path = Path(job.directory) / name
     if not path.is_file():
         raise Http404("the export's files are gone from the server")

@@ -75,6 +75,14 @@ def test_only_the_exports_own_files_can_be_downloaded(
     assert admin_client_.get(url).status_code == 404
 
 
+def test_a_done_job_without_a_directory_serves_nothing(admin_client_, reviewed_run):
+    job = ExportJob.objects.create(
+        run=reviewed_run.run, format="sft", status="done", manifest={"files": []}
+    )
+    url = reverse("exports:download", args=[job.pk, "manifest.json"])
+    assert admin_client_.get(url).status_code == 404
+
+
 def test_a_file_of_an_unfinished_export_is_not_served(admin_client_, reviewed_run):
     job = ExportJob.objects.create(run=reviewed_run.run, format="sft", status="running")
     url = reverse("exports:download", args=[job.pk, "sft.jsonl"])
