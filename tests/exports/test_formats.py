@@ -284,3 +284,22 @@ def test_verdicts_as_csv_have_the_same_rows(reviewed_run, tmp_path):
     edit = next(r for r in rows if r["trajectory"] == "t-edit")
     assert json.loads(edit["verdicts"])[0]["decision"] == "edit"
     assert next(r for r in rows if r["trajectory"] == "t-discard")["confidence"] == ""
+
+
+@pytest.mark.parametrize("fmt", ["sft", "dpo", "sharegpt", "verdicts"])
+def test_the_number_of_queries_does_not_grow_with_the_rows(reviewed_run, tmp_path, fmt):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from tests.factories import make_candidate, make_trajectory
+
+    def queries(out: Path) -> int:
+        with CaptureQueriesContext(connection) as captured:
+            export(reviewed_run, out, fmt)
+        return len(captured)
+
+    before = queries(tmp_path / "before")
+    for i in range(12):
+        trajectory = make_trajectory(reviewed_run.run.dataset, external_id=f"more-{i}")
+        make_candidate(reviewed_run.run, trajectory=trajectory, confidence=0.95)
+    assert queries(tmp_path / "after") == before
