@@ -144,12 +144,12 @@ def main() -> int:
     ap.add_argument("--keep", action="store_true", help="Keep the temporary folder.")
     ap.add_argument("--export-only", nargs=2, metavar=("RUN_ID", "OUT"), help=argparse.SUPPRESS)
     args = ap.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="export-bench."))
-    database_url = args.database_url or f"sqlite:///{work / 'bench.sqlite3'}"
     if args.export_only:
-        setup_django(database_url)
+        setup_django(args.database_url)
         export_only(int(args.export_only[0]), args.export_only[1])
         return 0
+    work = Path(tempfile.mkdtemp(prefix="export-bench."))
+    database_url = args.database_url or f"sqlite:///{work / 'bench.sqlite3'}"
     setup_django(database_url)
     started = time.perf_counter()
     run_id = seed(args.rows)
