@@ -268,6 +268,9 @@ class RunItem(models.Model):
         blank=True,
         help_text="A worker claimed this item until then; after it, another may take it over.",
     )
+    claim_token = models.CharField(
+        max_length=40, blank=True, help_text="Which claim holds the lease (one per task batch)."
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     objects = RunItemQuerySet.as_manager()

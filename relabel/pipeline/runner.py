@@ -18,6 +18,7 @@ import logging
 import queue
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 from functools import partial
@@ -151,20 +152,43 @@ def process_items(run_id: int, item_ids: list[int]) -> None:
     run = Run.objects.get(pk=run_id)
     backend = get_backend(run.backend, run.config)
     workers = min(pool_size(run), len(item_ids))
-    if workers <= 1:
-        for item, steps in load_items(item_ids):
-            process_item(run, backend, item, steps)
-    else:
-        _process_in_threads(run, backend, item_ids, workers)
+    tokens: list[str] = []
+    try:
+        if workers <= 1:
+            for item, steps in load_items(item_ids, tokens):
+                process_item(run, backend, item, steps)
+        else:
+            _process_in_threads(run, backend, load_items(item_ids, tokens), workers)
+    except BaseException:
+        release_claims(run, tokens)
+        raise
     finish_if_done(run.pk)
 
 
-def load_items(item_ids: list[int]) -> Iterator[tuple[RunItem, list[Step]]]:
-    """The unfinished items among ``item_ids`` with their trajectories and steps, in batches:
-    two queries per batch instead of two per item."""
+def release_claims(run: Run, tokens: list[str]) -> None:
+    """Best effort, when a task stops early: its unfinished items need not wait for the lease."""
+    try:
+        for i in range(0, len(tokens), 500):
+            RunItem.objects.filter(run=run, claim_token__in=tokens[i : i + 500]).pending().update(
+                lease_until=None
+            )
+    except DatabaseError:
+        pass
+
+
+def load_items(item_ids: list[int], tokens: list[str]) -> Iterator[tuple[RunItem, list[Step]]]:
+    """Claims the unfinished items among ``item_ids`` batch by batch, and yields those this
+    task now holds with their trajectories and steps: three queries a batch, none per item.
+    Each claim's token is appended to ``tokens``."""
     for i in range(0, len(item_ids), LOAD_BATCH):
         batch = item_ids[i : i + LOAD_BATCH]
-        items = list(RunItem.objects.filter(pk__in=batch).pending().select_related("trajectory"))
+        token = claim(batch)
+        if not token:
+            continue
+        tokens.append(token)
+        items = list(
+            RunItem.objects.filter(pk__in=batch, claim_token=token).select_related("trajectory")
+        )
         steps: dict[int, list[Step]] = {item.trajectory_id: [] for item in items}
         # Prompts use the stored excerpts; the compressed full observations stay in the database.
         rows = Step.objects.filter(trajectory_id__in=steps).defer("observation_full")
@@ -174,7 +198,9 @@ def load_items(item_ids: list[int]) -> Iterator[tuple[RunItem, list[Step]]]:
             yield item, steps[item.trajectory_id]
 
 
-def _process_in_threads(run: Run, backend: Backend, item_ids: list[int], workers: int) -> None:
+def _process_in_threads(
+    run: Run, backend: Backend, entries: Iterator[tuple[RunItem, list[Step]]], workers: int
+) -> None:
     # Bounded, so the items in memory stay a few batches however large the chunk.
     todo: queue.Queue[tuple[RunItem, list[Step]] | None] = queue.Queue(maxsize=2 * LOAD_BATCH)
     failures: list[BaseException] = []
@@ -195,7 +221,7 @@ def _process_in_threads(run: Run, backend: Backend, item_ids: list[int], workers
     for thread in threads:
         thread.start()
     try:
-        for entry in load_items(item_ids):
+        for entry in entries:
             if failures:
                 break
             todo.put(entry)
@@ -210,27 +236,30 @@ def _process_in_threads(run: Run, backend: Backend, item_ids: list[int], workers
         raise failures[0]
 
 
-def claim(item_id: int) -> bool:
+def claim(item_ids: list[int]) -> str:
+    """Leases the claimable items among ``item_ids`` with one conditional UPDATE; returns the
+    claim's token ("" when another worker holds them all, or they are done)."""
     now = timezone.now()
-    return bool(
-        RunItem.objects.filter(pk=item_id)
+    token = uuid.uuid4().hex
+    claimed = (
+        RunItem.objects.filter(pk__in=item_ids)
         .claimable(now)
         .update(
             lease_until=now + timedelta(seconds=lease_seconds()),
+            claim_token=token,
             attempts=F("attempts") + 1,
             error="",
         )
     )
+    return token if claimed else ""
 
 
 def process_item(run: Run, backend: Backend, item: RunItem, steps: list[Step]) -> str | None:
-    """Claims one item, runs the stages on it and stores the result; returns its status.
+    """Runs the stages on one claimed item and stores the result; returns its status.
 
     A stage failing for good (an endpoint down after retries, malformed output) marks this item
     as an error with the reason; the run goes on. Database errors propagate (the task retries).
     """
-    if not claim(item.pk):
-        return None
     trajectory = item.trajectory
     log = CallLog(run_id=run.pk, trajectory_id=trajectory.pk)
     ctx = ItemContext(trajectory, steps, run.config, log)
@@ -250,7 +279,7 @@ def release(item_id: int, log: CallLog) -> None:
     """Best effort after a database error: keep the calls paid for, free the item."""
     try:
         log.flush()
-        RunItem.objects.filter(pk=item_id).update(lease_until=None)
+        RunItem.objects.filter(pk=item_id).update(lease_until=None, claim_token="")
     except DatabaseError:
         pass
 
@@ -264,10 +293,10 @@ def save_result(
 ) -> str | None:
     with transaction.atomic():
         log.flush()
-        # Only the holder of an unfinished item writes its result: a duplicate delivery or an
-        # expired lease taken over finds it finished and writes nothing.
+        # Only the holder of the claim on an unfinished item writes its result: a duplicate
+        # delivery, or a worker whose lease expired and was taken over, writes nothing.
         updated = (
-            RunItem.objects.filter(pk=item.pk)
+            RunItem.objects.filter(pk=item.pk, claim_token=item.claim_token)
             .pending()
             .update(**fields, lease_until=None, updated_at=timezone.now())
         )

@@ -70,7 +70,7 @@ def test_an_item_leased_by_another_worker_is_left_to_it(
     run = relabel_now(small_dataset(failed=2, won=0), "rules")
     monkeypatch.undo()
     first, second = RunItem.objects.filter(run=run).order_by("pk")
-    assert runner.claim(first.pk)  # another worker holds it now
+    assert runner.claim([first.pk])  # another worker holds it now
     process_items.apply((run.pk, [first.pk, second.pk]), throw=True)
     first.refresh_from_db()
     assert first.status == RunItem.Status.PENDING and first.lease_until is not None
