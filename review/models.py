@@ -48,7 +48,16 @@ class ReviewTask(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["candidate", "kind", "slot"], name="uniq_task_slot")
         ]
-        indexes = [models.Index(fields=["done_at", "priority", "id"])]
+        indexes = [
+            models.Index(fields=["done_at", "priority", "id"]),
+            # The queue reads open tasks in priority order; a partial index lets PostgreSQL walk
+            # them in that order and stop at the first free one (IS NULL gives no sort order).
+            models.Index(
+                fields=["priority", "id"],
+                condition=models.Q(done_at__isnull=True),
+                name="review_task_open_by_priority",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.kind} task {self.slot} of candidate {self.candidate_id}"

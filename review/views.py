@@ -290,6 +290,7 @@ def queue_context(request: HttpRequest, task: ReviewTask | None) -> dict[str, An
         "task": task,
         "done_today": queue.done_today(user),
         "remaining": queue.remaining_count(),
+        "remaining_cap": queue.REMAINING_CAP,
         "can_undo": last_undoable(user) is not None,
         "started_at": f"{time.time():.3f}",
         "reject_reasons": REJECT_REASONS,

@@ -214,3 +214,9 @@ def test_two_raters_grabbing_at_once_never_get_the_same_task():
 
 def task_of_count_done() -> int:
     return ReviewTask.objects.filter(done_at__isnull=False).count()
+
+
+def test_remaining_is_counted_up_to_a_cap(run):
+    queued(run, 0.3, 0.35, 0.4)
+    assert remaining_count(cap=2) == 3  # "more than 2"
+    assert remaining_count(cap=5) == 3
