@@ -49,6 +49,8 @@ DEFAULTS: dict[str, Any] = {
     "malformed_retries": 2,
     # Items per Celery task when a broker is configured (without one, one task takes them all).
     "chunk_size": 32,
+    # Without a broker, processes for a large run (0 = one per CPU); see pipeline.runner.
+    "processes": 0,
     # Model -> {"prompt": USD per 1M tokens, "completion": USD per 1M tokens}; merged over
     # relabel.llm.pricing.DEFAULT_PRICES.
     "prices": {},
@@ -125,6 +127,7 @@ def validate_config(table: dict[str, Any], *, where: str = "config") -> dict[str
     for key in ("max_retries", "malformed_retries"):
         _check_int(config, key, where, low=0)
     _check_int(config, "chunk_size", where, low=1)
+    _check_int(config, "processes", where, low=0)
     for key in ("request_timeout", "retry_backoff"):
         _check_number(config, key, where, low=0.0)
     _check_temperatures(config, where)

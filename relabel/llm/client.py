@@ -96,6 +96,14 @@ _slots: dict[tuple[str, int], threading.BoundedSemaphore] = {}
 _json_object_only: set[str] = set()
 
 
+def reset_clients() -> None:
+    """Forget this process's clients and slots (in a forked child: they are the parent's)."""
+    global _registry_lock
+    _registry_lock = threading.Lock()
+    _clients.clear()
+    _slots.clear()
+
+
 def endpoint_slots(endpoint: Endpoint) -> threading.BoundedSemaphore:
     with _registry_lock:
         key = (endpoint.base_url, endpoint.concurrency)
@@ -288,6 +296,7 @@ class LLMClient:
             started = time.monotonic()
             try:
                 with slots:
+                    started = time.monotonic()  # the endpoint's latency, not our queue's
                     # client.post is the openai client's documented way to send a body as is:
                     # chat.completions.create walks every message and schema through its type
                     # transforms first, which costs more CPU than the whole rest of a call.

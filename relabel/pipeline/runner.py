@@ -14,7 +14,10 @@ runs in the calling thread.
 
 from __future__ import annotations
 
+import copy
 import logging
+import multiprocessing
+import os
 import queue
 import threading
 import time
@@ -26,13 +29,13 @@ from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
-from django.db import DatabaseError, connections, transaction
+from django.db import DatabaseError, connection, connections, transaction
 from django.db.models import Count, F, Q, Sum
 from django.utils import timezone
 
 from relabel.backends import Backend, ItemContext, get_backend
 from relabel.config import ConfigError, load_config, resolve_endpoints
-from relabel.llm.client import CallLog
+from relabel.llm.client import CallLog, reset_clients
 from relabel.models import Candidate, Dataset, LLMCall, Run, RunItem, Step
 from relabel.pipeline.detect import detect_failure
 from relabel.pipeline.extract import extract_outcome
@@ -44,6 +47,7 @@ logger = logging.getLogger("agenther.pipeline")
 
 BATCH = 2000
 LOAD_BATCH = 64
+MIN_ITEMS_PER_PROCESS = 200
 DONE_STATUSES = [*RunItem.FINAL_STATUSES, RunItem.Status.ERROR]
 
 
@@ -137,21 +141,55 @@ def enqueue(run: Run) -> int:
 # -- processing ------------------------------------------------------------------------------
 
 
-def pool_size(run: Run) -> int:
-    """Threads per task: enough to keep every endpoint's slots busy, 1 for the rules backend."""
-    if run.backend == "rules":
+def pool_size(config: dict[str, Any]) -> int:
+    """Threads per process: enough to keep every endpoint's slots busy; 1 for the rules backend."""
+    if config["backend"] == "rules":
         return 1
-    endpoints = list(run.config["stages"].values()) + list(run.config["judges"])
-    most = max(int(e.get("concurrency") or run.config["concurrency"]) for e in endpoints)
-    # A few more threads than slots, so a slot freed while a thread writes is taken at once.
-    return 1 if most == 1 else most + max(1, most // 4)
+    endpoints = list(config["stages"].values()) + list(config["judges"])
+    most = max(int(e.get("concurrency") or config["concurrency"]) for e in endpoints)
+    # More threads than slots: while some threads write results or build prompts, the others
+    # keep every slot busy.
+    return 1 if most == 1 else most + max(1, most // 2)
+
+
+def process_count(run: Run, items: int) -> int:
+    """Processes for one task's items: more than one only for big in-process (eager) runs.
+
+    A Celery worker is already one of several processes; without a broker the whole run is one
+    task in one process, whose threads share one interpreter lock, so a large run is split over
+    forked processes the way Celery's prefork pool would split it over workers.
+    """
+    if run.backend == "rules" or not is_eager() or connection.in_atomic_block:
+        return 1
+    configured = int(run.config.get("processes") or 0)
+    if configured:
+        return max(1, min(configured, items))
+    return max(1, min(os.cpu_count() or 1, items // MIN_ITEMS_PER_PROCESS))
+
+
+def share_config(config: dict[str, Any], parts: int) -> dict[str, Any]:
+    """The configuration of one of ``parts`` processes: each endpoint's limit split between them."""
+    config = copy.deepcopy(config)
+    config["concurrency"] = max(1, -(-config["concurrency"] // parts))
+    for entry in [*config["stages"].values(), *config["judges"]]:
+        entry["concurrency"] = max(1, -(-int(entry["concurrency"]) // parts))
+    return config
 
 
 def process_items(run_id: int, item_ids: list[int]) -> None:
     """Processes the given items of a run (those still unclaimed), then finishes the run if done."""
     run = Run.objects.get(pk=run_id)
-    backend = get_backend(run.backend, run.config)
-    workers = min(pool_size(run), len(item_ids))
+    parts = process_count(run, len(item_ids))
+    if parts > 1:
+        _process_in_processes(run, item_ids, parts)
+    else:
+        process_here(run, item_ids, run.config)
+    finish_if_done(run.pk)
+
+
+def process_here(run: Run, item_ids: list[int], config: dict[str, Any]) -> None:
+    backend = get_backend(run.backend, config)
+    workers = min(pool_size(config), len(item_ids))
     tokens: list[str] = []
     try:
         if workers <= 1:
@@ -162,7 +200,29 @@ def process_items(run_id: int, item_ids: list[int]) -> None:
     except BaseException:
         release_claims(run, tokens)
         raise
-    finish_if_done(run.pk)
+
+
+def _process_in_processes(run: Run, item_ids: list[int], parts: int) -> None:
+    config = share_config(run.config, parts)
+    connections.close_all()  # each process opens its own
+    context = multiprocessing.get_context("fork")
+    shares = [item_ids[i::parts] for i in range(parts)]
+    processes = [context.Process(target=_child, args=(run.pk, share, config)) for share in shares]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join()
+    failed = sum(process.exitcode != 0 for process in processes)
+    if failed:
+        raise RuntimeError(f"{failed} of {parts} processes of run {run.pk} failed; resume it")
+
+
+def _child(run_id: int, item_ids: list[int], config: dict[str, Any]) -> None:
+    reset_clients()  # never share the parent's HTTP connections
+    try:
+        process_here(Run.objects.get(pk=run_id), item_ids, config)
+    finally:
+        connections.close_all()
 
 
 def release_claims(run: Run, tokens: list[str]) -> None:

@@ -217,3 +217,22 @@ def test_a_run_keeps_at_most_the_endpoints_limit_of_calls_in_flight(faulty_serve
     assert summary["status"] == "finished" and summary["errors"] == 0
     assert server.behaviour.max_in_flight == 4  # concurrent, and never over the limit
     assert Candidate.objects.filter(run=run).count() == summary["candidates"] > 0
+
+
+# The test server's thread lives in this process; the forked children never touch it.
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded")
+@pytest.mark.django_db(transaction=True)
+def test_a_large_run_without_a_broker_is_split_over_processes_sharing_the_limit(faulty_server):
+    server = faulty_server(latency_ms=30)
+    dataset = failures(12)
+    config = {"concurrency": 4, "processes": 2, "retry_backoff": 0.001}
+    run = start_run(dataset, backend="openai", config=config)
+    summary = run_summary(run)
+    assert summary["status"] == "finished" and summary["errors"] == 0 and summary["done"] == 12
+    assert 2 < server.behaviour.max_in_flight <= 4  # both processes at once, 2 slots each
+    assert (
+        Candidate.objects.filter(run=run).values("trajectory").distinct().count()
+        == (summary["candidates"])
+    )
+    # Every trajectory was detected exactly once, whichever process took it.
+    assert LLMCall.objects.filter(run=run, stage="detect").count() == 12
