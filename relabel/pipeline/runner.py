@@ -161,6 +161,8 @@ def process_count(run: Run, items: int) -> int:
     """
     if run.backend == "rules" or not is_eager() or connection.in_atomic_block:
         return 1
+    if threading.current_thread() is not threading.main_thread():
+        return 1  # e.g. a request of the threaded development server: never fork from there
     configured = int(run.config.get("processes") or 0)
     if configured:
         return max(1, min(configured, items))
