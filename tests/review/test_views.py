@@ -546,3 +546,13 @@ def test_a_cut_observation_says_how_much_is_shown(annotator_client, run):
     populate_queue(run)
     body = annotator_client.get("/review/").content.decode()
     assert "Shown: the first 12000 of 15000 characters." in body
+
+
+def test_a_second_rater_does_not_see_the_first_raters_edit(annotator_client, colleague):
+    run = make_run(review={"raters_per_candidate": 2, "audit_share": 0})
+    (candidate,) = queued(run, 0.3)
+    annotator_client.get("/review/")
+    decide(annotator_client, task_of(candidate), "edit", edited_goal="EDITED BY ALICE")
+    body = client_for(colleague).get("/review/").content.decode()
+    assert candidate.hindsight_goal in re.sub(r"<[^>]+>", "", body)
+    assert "EDITED BY ALICE" not in body
