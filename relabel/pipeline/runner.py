@@ -102,7 +102,8 @@ def resume_run(run: Run) -> Run:
     """
     with transaction.atomic():
         left = RunItem.objects.for_run(run).pending()
-        if left.exists():
+        run.refresh_from_db(fields=["status"])
+        if left.exists() or run.status == Run.Status.INTERRUPTED:
             left.update(lease_until=None)
             Run.objects.filter(pk=run.pk).update(
                 status=Run.Status.RUNNING, finished_at=None, error=""
@@ -132,7 +133,9 @@ def enqueue(run: Run) -> int:
         if is_eager():
             # Same as delay_on_commit, minus the broker connection Celery sets up (and warns
             # about) even in eager mode just to serialise the arguments.
-            transaction.on_commit(partial(process_items.apply, (run.pk, chunk), throw=True))
+            # Not thrown: a failed task marks the run interrupted (see process_items), and the
+            # caller reads that from the run, as it would with workers.
+            transaction.on_commit(partial(process_items.apply, (run.pk, chunk), throw=False))
         else:
             process_items.delay_on_commit(run.pk, chunk)
     return len(chunks)
@@ -182,10 +185,20 @@ def process_items(run_id: int, item_ids: list[int]) -> None:
     """Processes the given items of a run (those still unclaimed), then finishes the run if done."""
     run = Run.objects.get(pk=run_id)
     parts = process_count(run, len(item_ids))
-    if parts > 1:
-        _process_in_processes(run, item_ids, parts)
-    else:
-        process_here(run, item_ids, run.config)
+    try:
+        if parts > 1:
+            _process_in_processes(run, item_ids, parts)
+        else:
+            process_here(run, item_ids, run.config)
+    except (DatabaseError, SoftTimeLimitExceeded):
+        raise  # the task retries, or the next task takes over: the run is still running
+    except Exception as exc:
+        # Not one trajectory's failure (those are recorded on the item) but the task's: say so
+        # on the run, which resume_run picks up again.
+        Run.objects.filter(pk=run.pk).update(
+            status=Run.Status.INTERRUPTED, error=f"{type(exc).__name__}: {exc}"[:4000]
+        )
+        raise
     finish_if_done(run.pk)
 
 

@@ -209,3 +209,20 @@ def test_the_sample_config_file_is_valid(monkeypatch, settings):
     assert [j["name"] for j in config["judges"]] == ["gpt", "qwen"]
     assert config["judges"][1]["base_url"] == "http://127.0.0.1:8001/v1"
     assert config["judges"][0]["base_url"] == "http://127.0.0.1:9/v1"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_task_that_fails_marks_the_run_interrupted_and_resume_finishes_it(monkeypatch):
+    dataset = small_dataset(name="boom")
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("the disk is full")
+
+    monkeypatch.setattr(runner, "process_here", boom)
+    with pytest.raises(CommandError, match=r"interrupted \(RuntimeError: the disk is full\)"):
+        call_command("relabel", "--dataset", "boom", stdout=io.StringIO())
+    run = Run.objects.get(dataset=dataset)
+    assert run.status == Run.Status.INTERRUPTED
+    monkeypatch.undo()
+    summary, err = relabel("--resume", str(run.pk))
+    assert summary["status"] == "finished" and summary["done"] == 4 and err == ""

@@ -43,6 +43,12 @@ class Command(BaseCommand):
             self.stdout.write(json.dumps(summary))
         else:
             self.stdout.write(self._describe(summary))
+        if summary["status"] == Run.Status.INTERRUPTED:
+            run.refresh_from_db(fields=["error"])
+            raise CommandError(
+                f"run {run.pk} was interrupted ({run.error}); finish it with "
+                f"`manage.py relabel --resume {run.pk}`"
+            )
 
     def _start(self, options: dict[str, Any]) -> Run:
         name = options["dataset"]
