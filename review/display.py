@@ -29,7 +29,8 @@ class DiffPart:
 
 def word_diff(original: str, hindsight: str) -> tuple[list[DiffPart], list[DiffPart]]:
     """Both goals split into parts, each marked same / deleted / inserted, word by word."""
-    a, b = re.findall(r"\S+|\s+", original), re.findall(r"\S+|\s+", hindsight)
+    # Each word keeps its trailing space, so a run of changed words reads as one marked phrase.
+    a, b = re.findall(r"\s*\S+\s*", original), re.findall(r"\s*\S+\s*", hindsight)
     left: list[DiffPart] = []
     right: list[DiffPart] = []
     matcher = difflib.SequenceMatcher(a=a, b=b, autojunk=False)
