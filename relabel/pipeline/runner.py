@@ -2,14 +2,16 @@
 
 ``start_run`` freezes the configuration into the run, creates one RunItem per trajectory and
 enqueues the work (``delay_on_commit``: workers only see committed rows). A task takes a chunk of
-item ids; each item is claimed with a conditional UPDATE (a lease), processed, and its result
-written with a second conditional UPDATE, so a task delivered twice, or a resumed run, never
-makes a second candidate (Candidate is also one-to-one with RunItem).
+item ids and claims them a batch at a time with one conditional UPDATE (a lease and a claim
+token); only the holder of the claim on an unfinished item writes its result, with a second
+conditional UPDATE, so a task delivered twice, or a resumed run, never makes a second candidate
+(Candidate is also one-to-one with RunItem).
 
-Within a task, the items of the chunk are processed by a bounded pool of threads sized by the
-endpoints' concurrency limits, so a run is concurrent with or without a broker (without one,
-tasks run in-process and one task takes the whole run). The rules backend needs no network and
-runs in the calling thread.
+Within a task, the items are processed by a bounded pool of threads sized by the endpoints'
+concurrency limits, so a run is concurrent with or without a broker. Without one, tasks run
+in-process and one task takes the whole run; a large run is then split over forked processes,
+one per CPU, sharing the limits (threads alone are bound by one interpreter lock). The rules
+backend needs no network and runs in the calling thread.
 """
 
 from __future__ import annotations
