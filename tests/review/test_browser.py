@@ -33,7 +33,9 @@ CHROMIUM_ARGS = [
 
 
 @pytest.fixture
-def page(live_server, monkeypatch) -> Iterator[Page]:
+def page(transactional_db, live_server, monkeypatch) -> Iterator[Page]:
+    """A chromium page on the live server (the database is set up first, so that it is torn
+    down after the server and its connection are gone)."""
     if not CHROMIUM.exists():
         pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium")
     # Playwright's sync API runs an event loop in this thread; the ORM calls of the test are
@@ -65,7 +67,7 @@ def shown_goal(page: Page):
     return page.locator(".goal-box").first.locator(".goal").first
 
 
-def test_a_whole_review_session_by_keyboard(page, db):
+def test_a_whole_review_session_by_keyboard(page):
     alice = make_user("alice", "annotator")
     run = make_run(review={"audit_share": 0})
     c1, c2, c3, c4 = (
@@ -135,7 +137,7 @@ def test_a_whole_review_session_by_keyboard(page, db):
     assert Candidate.objects.get(pk=c2.pk).final_goal == "Report the supplier with the lowest MOQ"
 
 
-def test_trajectory_markup_is_shown_as_text_and_runs_nothing(page, db):
+def test_trajectory_markup_is_shown_as_text_and_runs_nothing(page):
     make_user("alice", "annotator")
     run = make_run(review={"audit_share": 0})
     make_candidate(run, confidence=0.3, trajectory=xss_trajectory(run))
