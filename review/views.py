@@ -21,6 +21,8 @@ from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseStopPolling
 
 from relabel.models import Candidate, Dataset, ImportJob, Run, RunItem
+from relabel.pipeline import runner
+from relabel.tasks.imports import import_upload
 from review import display, queue
 from review.decisions import (
     REJECT_REASONS,
@@ -143,8 +145,6 @@ def upload(request: HttpRequest) -> HttpResponse:
     if not form.is_valid():
         messages.error(request, f"Upload refused: {form_errors(form)}")
         return redirect("home")
-    from relabel.tasks.imports import import_upload  # the importers' task
-
     with transaction.atomic():
         job = save_upload(form, request.user)
         import_upload.delay_on_commit(job.id)
@@ -159,10 +159,8 @@ def start_run(request: HttpRequest) -> HttpResponse:
     if not form.is_valid():
         messages.error(request, f"Run not started: {form_errors(form)}")
         return redirect("home")
-    from relabel.pipeline.runner import start_run as start  # the pipeline's entry point
-
     try:
-        run = start(
+        run = runner.start_run(
             form.cleaned_data["dataset"],
             backend=form.cleaned_data["backend"],
             config=form.config(),
@@ -188,12 +186,6 @@ def review_counts(run: Run) -> dict[str, Any]:
     )
 
 
-def summary_of(run: Run) -> dict[str, Any]:
-    from relabel.pipeline.runner import run_summary  # the pipeline's figures
-
-    return run_summary(run)
-
-
 @require_GET
 @require_role("researcher")
 def run_page(request: HttpRequest, run_id: int) -> HttpResponse:
@@ -201,7 +193,7 @@ def run_page(request: HttpRequest, run_id: int) -> HttpResponse:
     context = {
         "run": run,
         "p": run_progress(run),
-        "summary": summary_of(run),
+        "summary": runner.run_summary(run),
         "review": review_counts(run),
     }
     return render(request, "review/run.html", context)
