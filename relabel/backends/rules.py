@@ -11,7 +11,7 @@ It is the demo's backend and a baseline to compare models against. What it does:
   goal the observations show, and falls with the share of failed steps and the severity.
 - the panel: "rules-grounding" (vetoes goals whose content the steps do not show) and
   "rules-specificity" (vetoes goals too vague or too long to be an instruction, or that paste
-  raw page markup instead of asking for something).
+  raw markup or JSON instead of asking for something).
 """
 
 from __future__ import annotations
@@ -29,7 +29,9 @@ ERROR = re.compile(
     re.I,
 )
 GIVE_UP = re.compile(r"give[ _]?up|gave up|unable to|cannot|can't|could not|not possible", re.I)
-MARKUP = re.compile(r"RootWebArea|\[\d+\] (link|button|textbox|heading)|<(html|div|span)\b")
+MARKUP = re.compile(
+    r"RootWebArea|\[\d+\] (link|button|textbox|heading)|<(html|div|span)\b|\{\"\w+\": "
+)
 TAGS = re.compile(r"</?\w+[^>]*>")
 SPACE = re.compile(r"\s+")
 PANEL = [
@@ -112,6 +114,35 @@ def support(text: str, steps: list[Step]) -> float:
     """The share of ``text``'s content words that the steps show (1.0 when it has none)."""
     words = content_words(text) - {s.action.lower() for s in steps}
     return len(words & evidence(steps)) / len(words) if words else 1.0
+
+
+PAGE_TITLE = re.compile(r"RootWebArea '([^'\n]{0,200})'")
+PAGE_URL = re.compile(r"^URL: (\S+)", re.M)
+# Bidirectional marks, as characters or as the literal escapes some exports keep.
+INVISIBLE = re.compile(r"[\u200b-\u200f\u202a-\u202e\u2066-\u2069]|\\u20(0[b-f]|2[a-e]|6[6-9])")
+ACKNOWLEDGEMENT = re.compile(
+    r"\b(ok|okay|done|submitted|completed|finished|successful|success)\b", re.I
+)
+# Actions that talk to the user rather than act on the environment.
+MESSAGE_ACTIONS = {"send_msg_to_user", "finish", "Finish", "final_answer", "answer", "respond"}
+
+
+def page_of(observation: str) -> tuple[str, str] | None:
+    """(title, site) of a web page observation (BrowserGym's "URL: ..." and accessibility tree)."""
+    url = PAGE_URL.search(observation[:2000])
+    if not url or not url.group(1).startswith("http"):
+        return None
+    title = PAGE_TITLE.search(observation[:4000])
+    site = url.group(1).split("/")[2]
+    return clean(INVISIBLE.sub("", title.group(1)) if title else "", 100), site
+
+
+def last_page(steps: list[Step]) -> tuple[str, str] | None:
+    for step in reversed(steps):
+        page = page_of(step.observation)
+        if page:
+            return page
+    return None
 
 
 def final_answer(ctx: ItemContext) -> str:
@@ -216,19 +247,36 @@ class RulesBackend:
         names = list(dict.fromkeys(s.action for s in ctx.steps if s.action))
         return ", ".join(names[:4]) or "the conversation"
 
+    def _where(self, ctx: ItemContext) -> str:
+        """Where the answer was found: the last web page's title and site, or the tools used."""
+        page = last_page(ctx.steps)
+        if page:
+            title, site = page
+            return f"On the page '{title}' ({site})" if title else f"On {site}"
+        return f"Using {self._tools(ctx)}"
+
     def _from_answer(self, ctx: ItemContext) -> tuple[str, str, float]:
         answer = final_answer(ctx)
-        if len(content_words(answer)) < 4:
-            return "", "no final answer with enough content to build on", 0.0
-        goal = f"Using {self._tools(ctx)}, find and report the following: {clean(answer, 200)}"
+        # "Review submitted." says that something happened, not what: no goal to report it.
+        acknowledgement = ACKNOWLEDGEMENT.search(answer) and len(answer.split()) <= 4
+        if not content_words(answer) or acknowledgement:
+            return "", "no informative final answer to build on", 0.0
+        goal = f"{self._where(ctx)}, find and report the following: {clean(answer, 200)}"
         grounded = support(answer, ctx.steps)
         why = f"The final answer states it; the steps show {grounded:.0%} of its content."
         return goal, why, 0.3 + 0.65 * grounded
 
     def _from_observation(self, ctx: ItemContext) -> tuple[str, str, float]:
         for step in reversed(ctx.steps):
-            if step.action and not is_error(step) and first_sentence(step.observation):
-                seen = first_sentence(step.observation, 160)
+            if not step.action or step.action in MESSAGE_ACTIONS or is_error(step):
+                continue
+            page = page_of(step.observation)
+            if page and page[0]:
+                title, site = page
+                goal = f"Navigate {site} to the page titled '{title}'"
+                return goal, f"Step {step.index} reached that page.", 0.6
+            seen = first_sentence(step.observation, 160)
+            if seen and not MARKUP.search(seen):
                 goal = f"Run {action_phrase(step)} and report what it returns: {seen}"
                 return goal, f"Step {step.index} returned it.", 0.6
         return "", "no successful action to build on", 0.0
@@ -274,6 +322,6 @@ class RulesBackend:
         if words < 6 or words > 90:
             return {"accept": False, "confidence": 0.1, "reason": f"{words} words: not a task"}
         if MARKUP.search(goal):
-            reason = "the goal pastes raw page markup instead of asking for something"
+            reason = "the goal pastes raw markup or JSON instead of asking for something"
             return {"accept": False, "confidence": 0.1, "reason": reason}
         return {"accept": True, "confidence": 0.9, "reason": f"a specific {words}-word task"}
