@@ -217,9 +217,13 @@ class RunItemQuerySet(models.QuerySet):
     def pending(self) -> RunItemQuerySet:
         return self.exclude(status__in=RunItem.FINAL_STATUSES)
 
-    def claimable(self, now: Any) -> RunItemQuerySet:
-        """Not finished, and not leased by a worker that may still be working on it."""
-        return self.pending().filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
+    def claimable(self, now: Any, token: str = "") -> RunItemQuerySet:
+        """Not finished, and not leased by a worker that may still be working on it (unless
+        under ``token``: the same task, delivered again)."""
+        free = Q(lease_until__isnull=True) | Q(lease_until__lt=now)
+        if token:
+            free |= Q(claim_token=token)
+        return self.pending().filter(free)
 
 
 class RunItem(models.Model):

@@ -17,6 +17,7 @@ backend needs no network and runs in the calling thread.
 from __future__ import annotations
 
 import copy
+import hashlib
 import logging
 import multiprocessing
 import os
@@ -183,15 +184,21 @@ def share_config(config: dict[str, Any], parts: int) -> dict[str, Any]:
     return config
 
 
-def process_items(run_id: int, item_ids: list[int]) -> None:
-    """Processes the given items of a run (those still unclaimed), then finishes the run if done."""
+def process_items(run_id: int, item_ids: list[int], claim_key: str = "") -> None:
+    """Processes the given items of a run (those still unclaimed), then finishes the run if done.
+
+    ``claim_key`` (the Celery task's id) makes the claims' tokens the same each time the task is
+    delivered: a task redelivered after its worker died takes its own items back at once,
+    instead of waiting for their leases to run out.
+    """
     run = Run.objects.get(pk=run_id)
     parts = process_count(run, len(item_ids))
+    claim_key = claim_key or uuid.uuid4().hex
     try:
         if parts > 1:
-            _process_in_processes(run, item_ids, parts)
+            _process_in_processes(run, item_ids, parts, claim_key)
         else:
-            process_here(run, item_ids, run.config)
+            process_here(run, item_ids, run.config, claim_key)
     except (DatabaseError, SoftTimeLimitExceeded):
         raise  # the task retries, or the next task takes over: the run is still running
     except Exception as exc:
@@ -204,27 +211,31 @@ def process_items(run_id: int, item_ids: list[int]) -> None:
     finish_if_done(run.pk)
 
 
-def process_here(run: Run, item_ids: list[int], config: dict[str, Any]) -> None:
+def process_here(run: Run, item_ids: list[int], config: dict[str, Any], claim_key: str) -> None:
     backend = get_backend(run.backend, config)
     workers = min(pool_size(config), len(item_ids))
     tokens: list[str] = []
     try:
         if workers <= 1:
-            for item, steps in load_items(item_ids, tokens):
+            for item, steps in load_items(item_ids, claim_key, tokens):
                 process_item(run, backend, item, steps)
         else:
-            _process_in_threads(run, backend, load_items(item_ids, tokens), workers)
+            entries = load_items(item_ids, claim_key, tokens)
+            _process_in_threads(run, backend, entries, workers)
     except BaseException:
         release_claims(run, tokens)
         raise
 
 
-def _process_in_processes(run: Run, item_ids: list[int], parts: int) -> None:
+def _process_in_processes(run: Run, item_ids: list[int], parts: int, claim_key: str) -> None:
     config = share_config(run.config, parts)
     connections.close_all()  # each process opens its own
     context = multiprocessing.get_context("fork")
     shares = [item_ids[i::parts] for i in range(parts)]
-    processes = [context.Process(target=_child, args=(run.pk, share, config)) for share in shares]
+    processes = [
+        context.Process(target=_child, args=(run.pk, share, config, f"{claim_key}/{n}"))
+        for n, share in enumerate(shares)
+    ]
     for process in processes:
         process.start()
     for process in processes:
@@ -234,10 +245,10 @@ def _process_in_processes(run: Run, item_ids: list[int], parts: int) -> None:
         raise RuntimeError(f"{failed} of {parts} processes of run {run.pk} failed; resume it")
 
 
-def _child(run_id: int, item_ids: list[int], config: dict[str, Any]) -> None:
+def _child(run_id: int, item_ids: list[int], config: dict[str, Any], claim_key: str) -> None:
     reset_clients()  # never share the parent's HTTP connections
     try:
-        process_here(Run.objects.get(pk=run_id), item_ids, config)
+        process_here(Run.objects.get(pk=run_id), item_ids, config, claim_key)
     finally:
         connections.close_all()
 
@@ -253,13 +264,15 @@ def release_claims(run: Run, tokens: list[str]) -> None:
         pass
 
 
-def load_items(item_ids: list[int], tokens: list[str]) -> Iterator[tuple[RunItem, list[Step]]]:
+def load_items(
+    item_ids: list[int], claim_key: str, tokens: list[str]
+) -> Iterator[tuple[RunItem, list[Step]]]:
     """Claims the unfinished items among ``item_ids`` batch by batch, and yields those this
     task now holds with their trajectories and steps: three queries a batch, none per item.
     Each claim's token is appended to ``tokens``."""
     for i in range(0, len(item_ids), LOAD_BATCH):
         batch = item_ids[i : i + LOAD_BATCH]
-        token = claim(batch)
+        token = claim(batch, claim_token(claim_key, i))
         if not token:
             continue
         tokens.append(token)
@@ -313,14 +326,25 @@ def _process_in_threads(
         raise failures[0]
 
 
-def claim(item_ids: list[int]) -> str:
+def unclaimed(item_ids: list[int]) -> list[int]:
+    """The items among ``item_ids`` nobody has started (pending, lease free)."""
+    rows = RunItem.objects.filter(pk__in=item_ids, status=RunItem.Status.PENDING)
+    return list(rows.claimable(timezone.now()).order_by("pk").values_list("pk", flat=True))
+
+
+def claim_token(claim_key: str, batch: int) -> str:
+    return hashlib.sha1(f"{claim_key}:{batch}".encode()).hexdigest()
+
+
+def claim(item_ids: list[int], token: str = "") -> str:
     """Leases the claimable items among ``item_ids`` with one conditional UPDATE; returns the
-    claim's token ("" when another worker holds them all, or they are done)."""
+    claim's token ("" when another worker holds them all, or they are done). Items already
+    held under ``token`` are claimable again (the same task, redelivered)."""
     now = timezone.now()
-    token = uuid.uuid4().hex
+    token = token or uuid.uuid4().hex
     claimed = (
         RunItem.objects.filter(pk__in=item_ids)
-        .claimable(now)
+        .claimable(now, token)
         .update(
             lease_until=now + timedelta(seconds=lease_seconds()),
             claim_token=token,

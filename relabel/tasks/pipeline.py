@@ -9,6 +9,7 @@ one trajectory (endpoint down, malformed output) are recorded on that trajectory
 from __future__ import annotations
 
 from celery import shared_task
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
@@ -18,6 +19,7 @@ __all__ = ["process_items"]
 
 
 @shared_task(
+    bind=True,
     acks_late=True,
     ignore_result=True,
     autoretry_for=(OperationalError, InterfaceError),
@@ -28,5 +30,11 @@ __all__ = ["process_items"]
     soft_time_limit=settings.CELERY_TASK_SOFT_TIME_LIMIT,
     time_limit=settings.CELERY_TASK_TIME_LIMIT,
 )
-def process_items(run_id: int, item_ids: list[int]) -> None:
-    runner.process_items(run_id, item_ids)
+def process_items(self, run_id: int, item_ids: list[int]) -> None:
+    try:
+        runner.process_items(run_id, item_ids, claim_key=self.request.id or "")
+    except SoftTimeLimitExceeded:
+        # Out of time with items left: hand them to a new task rather than to a resume.
+        left = runner.unclaimed(item_ids)
+        if left:
+            process_items.delay(run_id, left)

@@ -83,6 +83,23 @@ def test_an_item_leased_by_another_worker_is_left_to_it(
     assert Run.objects.get(pk=run.pk).status == Run.Status.FINISHED
 
 
+def test_a_task_redelivered_after_its_worker_died_takes_its_own_items_back(
+    relabel_now, monkeypatch
+):
+    monkeypatch.setattr(runner, "enqueue", lambda run: 0)
+    run = relabel_now(small_dataset(failed=2, won=0), "rules")
+    ids = list(RunItem.objects.filter(run=run).order_by("pk").values_list("pk", flat=True))
+    # The first delivery claimed the batch, then its worker died before writing anything.
+    assert runner.claim(ids, runner.claim_token("task-1", 0))
+    runner.process_items(run.pk, ids, claim_key="task-2")  # another task: leases respected
+    assert not Candidate.objects.filter(run=run).exists()
+    runner.process_items(run.pk, ids, claim_key="task-1")  # the same task, redelivered
+    assert Candidate.objects.filter(run=run).count() == 2
+    assert Run.objects.get(pk=run.pk).status == Run.Status.FINISHED
+    runner.process_items(run.pk, ids, claim_key="task-1")  # and once more: nothing changes
+    assert Candidate.objects.filter(run=run).count() == 2
+
+
 def test_resume_retries_the_errors_and_leaves_finished_items_alone(
     llm_server, relabel_now, django_capture_on_commit_callbacks
 ):
