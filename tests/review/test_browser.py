@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from io import StringIO
 from pathlib import Path
 
 import pytest
+from django.core.management import call_command
 from playwright.sync_api import Page, expect, sync_playwright
 
 from relabel.models import Candidate
-from review.models import Verdict
+from review.models import ReviewTask, Verdict
 from review.queue import populate_queue
 from tests.conftest import make_user
 from tests.factories import make_candidate, make_run
@@ -152,3 +154,28 @@ def test_trajectory_markup_is_shown_as_text_and_runs_nothing(page):
     expect(page.locator("#step-0")).to_have_class("step current-step")
     page.wait_for_timeout(300)  # let any stray handler fire before looking
     assert page.problems == []  # no dialog, no CSP violation, no script error
+
+
+def test_the_bundled_sample_is_reviewed_to_the_end_by_keyboard(page):
+    sample = Path(__file__).resolve().parents[2] / "relabel" / "sample" / "agenther.jsonl"
+    call_command("import_trajectories", str(sample), "--dataset", "sample", stdout=StringIO())
+    call_command(
+        "relabel", "--dataset", "sample", "--backend", "rules", "--wait", stdout=StringIO()
+    )
+    tasks = ReviewTask.objects.count()
+    assert tasks >= 3 and ReviewTask.objects.filter(kind="audit").exists()
+    make_user("alice", "annotator")
+    log_in(page, "alice")
+    for n in range(1, tasks + 1):
+        page.keyboard.press("a" if n % 2 else "r")
+        if n % 2 == 0 and page.locator("#reject-reason").count():  # curation: send the reason
+            expect(page.locator("#reject-reason")).to_be_focused()
+            page.keyboard.press("Tab")
+            page.keyboard.press("Enter")
+        expect(page.locator(".queue-progress")).to_contain_text(f"{n} done today")
+    expect(page.get_by_text("Nothing left for you")).to_be_visible()
+    assert page.problems == []
+    assert not ReviewTask.objects.filter(done_at__isnull=True).exists()
+    assert Verdict.objects.count() == tasks
+    kinds = set(Verdict.objects.values_list("kind", "decision"))
+    assert {kind for kind, _ in kinds} == {"audit", "curation"}
