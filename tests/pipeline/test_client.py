@@ -52,6 +52,16 @@ def test_an_endpoint_that_keeps_failing_marks_the_trajectory_as_an_error_visibly
     assert run_summary(run)["status"] == "finished"
 
 
+def test_timeouts_are_retried_then_recorded_as_the_trajectorys_error(faulty_server, relabel_now):
+    faulty_server(latency_ms=400)
+    run = relabel_now(failures(1), "openai", request_timeout=0.1, max_retries=1)
+    item = RunItem.objects.get(run=run)
+    assert item.status == RunItem.Status.ERROR
+    assert "APITimeoutError" in item.error and "after 2 attempt(s)" in item.error
+    calls = LLMCall.objects.filter(run=run)
+    assert calls.count() == 2 and all(c.error.startswith("APITimeoutError") for c in calls)
+
+
 def test_malformed_output_is_asked_again_and_then_accepted(faulty_server, relabel_now):
     faulty_server(malformed_rate=0.3)
     run = relabel_now(failures(4), "openai", malformed_retries=4)
