@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from django.core.management import call_command
+from django.db import connections
 from playwright.sync_api import Page, expect, sync_playwright
 
 from relabel.models import Candidate
@@ -36,8 +37,7 @@ CHROMIUM_ARGS = [
 
 @pytest.fixture
 def page(transactional_db, live_server, monkeypatch) -> Iterator[Page]:
-    """A chromium page on the live server (the database is set up first, so that it is torn
-    down after the server and its connection are gone)."""
+    """A chromium page on the live server, recording console errors and dialogs."""
     if not CHROMIUM.exists():
         pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium")
     # Playwright's sync API runs an event loop in this thread; the ORM calls of the test are
@@ -53,6 +53,9 @@ def page(transactional_db, live_server, monkeypatch) -> Iterator[Page]:
         page.on("pageerror", lambda e: page.problems.append(str(e)))
         page.on("dialog", lambda d: (page.problems.append(f"dialog: {d.message}"), d.dismiss()))
         yield page
+        # The test's queries ran while Playwright's loop was current, on connections that
+        # pytest-django does not see: close them here, or the test database cannot be dropped.
+        connections.close_all()
         browser.close()
 
 
