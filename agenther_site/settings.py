@@ -133,8 +133,11 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 
 # --- Celery -------------------------------------------------------------------------------
 # Without a broker, tasks run in-process (the `make demo` default); with one, on workers.
-CELERY_BROKER_URL = env_str("CELERY_BROKER_URL")
-CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
+BROKER_CONFIGURED = bool(env_str("CELERY_BROKER_URL"))
+CELERY_TASK_ALWAYS_EAGER = not BROKER_CONFIGURED
+# An in-memory transport when there is no broker, so that eager `delay()` never tries to
+# reach a default AMQP host (and never logs about it on stderr of --json commands).
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL") or "memory://localhost/"
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True

@@ -51,7 +51,7 @@ class Command(BaseCommand):
         backend = "openai" if settings.OPENAI_BASE_URL else "rules"
         dataset = Dataset.objects.get(name="sample")
         run = start_run(dataset, backend=backend)
-        where = "on the Celery worker" if settings.CELERY_BROKER_URL else "in-process"
+        where = "on the Celery worker" if settings.BROKER_CONFIGURED else "in-process"
         self._say(f"relabeling the sample with the {backend} backend {where} (run {run.pk})")
         self._wait(run)
         self._say(f"run {run.pk}: {run_summary(run)}")
@@ -68,7 +68,7 @@ class Command(BaseCommand):
 
     def _start_worker(self) -> subprocess.Popen | None:
         """With a broker configured, the demo brings its own worker so the run can finish."""
-        if not settings.CELERY_BROKER_URL:
+        if not settings.BROKER_CONFIGURED:
             self._say("CELERY_BROKER_URL is not set: tasks run in-process")
             return None
         self._say(f"starting a Celery worker on {settings.CELERY_BROKER_URL}")
