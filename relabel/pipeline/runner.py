@@ -134,10 +134,8 @@ def enqueue(run: Run) -> int:
     chunks = [ids[i : i + size] for i in range(0, len(ids), size)]
     for chunk in chunks:
         if is_eager():
-            # Same as delay_on_commit, minus the broker connection Celery sets up (and warns
-            # about) even in eager mode just to serialise the arguments.
-            # Not thrown: a failed task marks the run interrupted (see process_items), and the
-            # caller reads that from the run, as it would with workers.
+            # Same as delay_on_commit, but not thrown: a failed task marks the run interrupted
+            # (see process_items), and the caller reads that from the run, as with workers.
             transaction.on_commit(partial(process_items.apply, (run.pk, chunk), throw=False))
         else:
             process_items.delay_on_commit(run.pk, chunk)
