@@ -2,8 +2,9 @@
 
 Verdicts are never changed or deleted. An undo is a new verdict pointing at the one it undoes
 (``Verdict.undoes``); it reopens the task for the same rater. A candidate's ``review_state`` and
-``final_goal`` follow its latest curation decision that has not been undone: accept keeps the
-generated goal, edit replaces it with the edited one, reject marks it rejected.
+``final_goal`` follow its latest decision that has not been undone: accept (or valid, in a blind
+audit) keeps the generated goal, edit replaces it with the edited one, reject (or invalid) marks
+it rejected, so a goal a person found invalid is never exported.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from review.queue import LEASE, release_leases
 D = Verdict.Decision
 CURATION_DECISIONS = (D.ACCEPT, D.EDIT, D.REJECT)
 AUDIT_DECISIONS = (D.VALID, D.INVALID)
+JUDGING_DECISIONS = (*CURATION_DECISIONS, *AUDIT_DECISIONS)
 ALLOWED = {
     ReviewTask.Kind.CURATION: (*CURATION_DECISIONS, D.SKIP),
     ReviewTask.Kind.AUDIT: (*AUDIT_DECISIONS, D.SKIP),
@@ -39,6 +41,8 @@ STATE_OF = {
     D.ACCEPT: Candidate.ReviewState.ACCEPTED,
     D.EDIT: Candidate.ReviewState.EDITED,
     D.REJECT: Candidate.ReviewState.REJECTED,
+    D.VALID: Candidate.ReviewState.ACCEPTED,
+    D.INVALID: Candidate.ReviewState.REJECTED,
 }
 
 
@@ -62,12 +66,11 @@ def check_decision(
 
 
 def refresh_candidate(candidate: Candidate) -> None:
-    """Recomputes review_state and final_goal from the latest effective curation verdict."""
+    """Recomputes review_state and final_goal from the latest effective verdict."""
     latest = (
         Verdict.objects.filter(
             candidate=candidate,
-            kind=ReviewTask.Kind.CURATION,
-            decision__in=CURATION_DECISIONS,
+            decision__in=JUDGING_DECISIONS,
             undone_by__isnull=True,
         )
         .order_by("-id")
@@ -135,7 +138,7 @@ def record_decision(
         else:
             task.done_at, task.done_by, task.leased_to = now, rater, None
         task.save(update_fields=["leased_to", "lease_expires", "done_at", "done_by"])
-        if task.kind == ReviewTask.Kind.CURATION and decision != D.SKIP:
+        if decision != D.SKIP:
             refresh_candidate(task.candidate)
     return verdict
 
@@ -181,7 +184,7 @@ def undo_last(rater: AbstractBaseUser) -> Verdict | None:
         )
         if target.task_id is not None:
             reopen_for(ReviewTask.objects.select_for_update().get(pk=target.task_id), rater, now)
-        if target.kind == ReviewTask.Kind.CURATION and target.decision in CURATION_DECISIONS:
+        if target.decision in JUDGING_DECISIONS:
             refresh_candidate(Candidate.objects.get(pk=target.candidate_id))
     return undo
 

@@ -67,7 +67,7 @@ def test_it_imports_curation_and_audit_verdicts(setup, tmp_path, annotator):
     review.refresh_from_db()
     auto.refresh_from_db()
     assert review.review_state == "rejected"  # bob's reject came last
-    assert auto.review_state == "unreviewed"
+    assert auto.review_state == "rejected"  # found invalid in the audit: never exported
     # the queue slots they filled are done, and nobody is asked for them again
     assert ReviewTask.objects.get(candidate=auto, kind="audit").done_by == annotator
     assert next_task_for(annotator) is None

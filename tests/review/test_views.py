@@ -315,7 +315,7 @@ def test_audit_items_are_blind(annotator_client, annotator):
     assert 'value="accept"' not in body and "edited_goal" not in body
 
 
-def test_an_audit_verdict_is_recorded_without_touching_the_review_state(annotator_client):
+def test_an_invalid_audit_verdict_marks_the_candidate_rejected(annotator_client):
     run = make_run(review={"audit_share": 1.0})
     candidate = audit_candidate(run)
     populate_queue(run)
@@ -324,7 +324,7 @@ def test_an_audit_verdict_is_recorded_without_touching_the_review_state(annotato
     verdict = Verdict.objects.get()
     assert (verdict.kind, verdict.decision) == ("audit", "invalid")
     candidate.refresh_from_db()
-    assert candidate.review_state == "unreviewed"
+    assert candidate.review_state == "rejected"  # a person found it invalid: not exported
     response = decide(annotator_client, task_of(candidate, kind="audit"), "accept")
     assert response.status_code == 302 and Verdict.objects.count() == 1
 

@@ -25,7 +25,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from relabel.models import Candidate, Run
-from review.decisions import CURATION_DECISIONS, refresh_candidate
+from review.decisions import JUDGING_DECISIONS, refresh_candidate
 from review.models import ReviewTask, Verdict
 
 KINDS = {
@@ -211,7 +211,7 @@ class Command(BaseCommand):
             created = Verdict.objects.bulk_create(new, batch_size=1000)
             for verdict in created:
                 close_task(verdict, now)
-            curated = {v.candidate_id for v in created if v.decision in CURATION_DECISIONS}
+            curated = {v.candidate_id for v in created if v.decision in JUDGING_DECISIONS}
             for candidate in Candidate.objects.filter(pk__in=curated):
                 refresh_candidate(candidate)
         summary = {
