@@ -246,3 +246,30 @@ def candidate_weight(candidate: Candidate) -> float:
 
 def success_weight(item: RunItem) -> float:
     return 1.0 if item.weight is None else float(item.weight)
+
+
+FileSpec = tuple[str, int, Iterator[dict[str, Any]]]
+
+
+def candidate_and_success_files(
+    run: Run,
+    options: ExportOptions,
+    *,
+    names: tuple[str, str],
+    candidate_row: Callable[[Candidate, ExportOptions], dict[str, Any]],
+    success_row: Callable[[RunItem, ExportOptions], dict[str, Any]],
+) -> list[FileSpec]:
+    """(file name, expected rows, row iterator) for a per-trajectory format: the approved
+    candidates, and the run's successes in a separate file when asked for."""
+    candidates = exported_candidates(run, options)
+    out = [
+        (
+            names[0],
+            candidates.count(),
+            (candidate_row(c, options) for c in iter_candidates(candidates)),
+        )
+    ]
+    if options.include_successes:
+        items = success_items(run)
+        out.append((names[1], items.count(), (success_row(i, options) for i in iter_items(items))))
+    return out

@@ -7,7 +7,6 @@ read. ``metadata`` carries the provenance; those tools ignore columns they do no
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 from relabel.exports import rows
@@ -54,19 +53,12 @@ def success_row(item: RunItem, options: ExportOptions) -> dict[str, Any]:
     }
 
 
-def files(run: Run, options: ExportOptions) -> list[tuple[str, int, Iterator[dict[str, Any]]]]:
+def files(run: Run, options: ExportOptions) -> list[rows.FileSpec]:
     """(file name, expected rows, row iterator) for each file of the export."""
-    candidates = rows.exported_candidates(run, options)
-    out = [
-        (
-            FILE,
-            candidates.count(),
-            (candidate_row(c, options) for c in rows.iter_candidates(candidates)),
-        )
-    ]
-    if options.include_successes:
-        items = rows.success_items(run)
-        out.append(
-            (SUCCESS_FILE, items.count(), (success_row(i, options) for i in rows.iter_items(items)))
-        )
-    return out
+    return rows.candidate_and_success_files(
+        run,
+        options,
+        names=(FILE, SUCCESS_FILE),
+        candidate_row=candidate_row,
+        success_row=success_row,
+    )

@@ -13,7 +13,6 @@ call has no place in that form and is left out (the SFT export keeps it).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 from relabel.exports import rows, sft
@@ -142,18 +141,12 @@ def dataset_info(include_successes: bool) -> dict[str, Any]:
     return info
 
 
-def files(run: Run, options: ExportOptions) -> list[tuple[str, int, Iterator[dict[str, Any]]]]:
-    candidates = rows.exported_candidates(run, options)
-    out = [
-        (
-            FILE,
-            candidates.count(),
-            (candidate_row(c, options) for c in rows.iter_candidates(candidates)),
-        )
-    ]
-    if options.include_successes:
-        items = rows.success_items(run)
-        out.append(
-            (SUCCESS_FILE, items.count(), (success_row(i, options) for i in rows.iter_items(items)))
-        )
-    return out
+def files(run: Run, options: ExportOptions) -> list[rows.FileSpec]:
+    """(file name, expected rows, row iterator) for each file of the export."""
+    return rows.candidate_and_success_files(
+        run,
+        options,
+        names=(FILE, SUCCESS_FILE),
+        candidate_row=candidate_row,
+        success_row=success_row,
+    )
