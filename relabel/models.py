@@ -409,6 +409,9 @@ class ImportJob(models.Model):
 
     dataset_name = models.CharField(max_length=200)
     format = models.CharField(max_length=20, default="auto")
+    mapping = models.JSONField(
+        default=dict, blank=True, help_text="Field mapping for the messages format (goal=...)."
+    )
     path = models.CharField(max_length=500, help_text="The uploaded file, on the server.")
     original_name = models.CharField(max_length=300)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)

@@ -7,6 +7,7 @@ from typing import Any
 
 from django import forms
 
+from relabel.importers import TrajectoryImportError, parse_mapping
 from relabel.models import Candidate, Dataset, RunItem, Trajectory
 from review.decisions import REJECT_REASONS
 
@@ -43,9 +44,25 @@ class CandidateFilterForm(forms.Form):
 
 
 class UploadForm(forms.Form):
-    file = forms.FileField(help_text="JSON, JSONL or an archive of trajectories.")
+    file = forms.FileField(
+        help_text="JSON, JSONL or .traj, or a .zip / .tar.gz of them or of a BrowserGym "
+        "results folder."
+    )
     dataset = forms.CharField(max_length=200, help_text="Imported into this dataset (created).")
     format = forms.ChoiceField(choices=[("auto", "detect"), *Trajectory.FORMATS], initial="auto")
+    mapping = forms.CharField(
+        required=False,
+        max_length=500,
+        help_text="Messages format only: which fields hold what, e.g. "
+        "goal=question, messages=history, success=is_correct",
+    )
+
+    def clean_mapping(self) -> dict[str, str]:
+        items = [item for item in self.cleaned_data["mapping"].split(",") if item.strip()]
+        try:
+            return parse_mapping(items)
+        except TrajectoryImportError as err:
+            raise forms.ValidationError(err.message) from None
 
 
 def _share(label: str, initial: float) -> forms.FloatField:

@@ -125,6 +125,7 @@ def save_upload(form: UploadForm, user: Any) -> ImportJob:
     return ImportJob.objects.create(
         dataset_name=form.cleaned_data["dataset"],
         format=form.cleaned_data["format"],
+        mapping=form.cleaned_data["mapping"],
         path=str(path),
         original_name=upload.name,
         created_by=user,

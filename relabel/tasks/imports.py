@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from celery import shared_task
 from django.utils import timezone
 
 from relabel.importers import TrajectoryImportError, import_paths
+from relabel.importers.archives import unpack
 from relabel.models import ImportJob
 
 __all__ = ["import_upload"]
@@ -34,7 +36,10 @@ def import_upload(job_id: int) -> None:
         job.save(update_fields=["progress", "total"])
 
     try:
-        summary = import_paths([job.path], job.dataset_name, fmt=job.format, progress=progress)
+        paths = [unpack(Path(job.path))]
+        summary = import_paths(
+            paths, job.dataset_name, fmt=job.format, mapping=job.mapping, progress=progress
+        )
     except TrajectoryImportError as err:
         # The file sits on the server under another name: show the user the one they uploaded.
         _finish(job, ImportJob.Status.FAILED, error=str(err).replace(job.path, job.original_name))

@@ -1,0 +1,121 @@
+"""Uploads through the admin's home page: archives (a BrowserGym results folder) and a field
+mapping for message logs, imported in the background like any upload."""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+import zipfile
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
+
+from relabel.models import ImportJob, Trajectory
+from tests.importers.conftest import bg_step, browsergym_task
+
+
+@pytest.fixture
+def uploads(settings, tmp_path):
+    settings.UPLOAD_ROOT = tmp_path / "uploads"
+    return settings.UPLOAD_ROOT
+
+
+def upload(client, name: str, content: bytes, capture, **fields) -> ImportJob:
+    data = {"file": SimpleUploadedFile(name, content), "dataset": "up", "format": "auto", **fields}
+    with capture(execute=True):
+        response = client.post(reverse("upload"), data)
+    assert response.status_code == 302
+    return ImportJob.objects.get()
+
+
+def results_folder(tmp_path):
+    root = tmp_path / "results"
+    goal = "Find the opening hours of the bike shop"
+    browsergym_task(
+        root,
+        "task_7",
+        [
+            bg_step(0, goal, "RootWebArea 'Shops'", "click('12')"),
+            bg_step(1, goal, "RootWebArea 'Velo Corner' StaticText 'Sun 10-16'", None, reward=1.0),
+        ],
+    )
+    browsergym_task(
+        root,
+        "task_9",
+        [
+            bg_step(0, goal, "RootWebArea 'Shops'", "click('13')"),
+            bg_step(1, goal, "RootWebArea 'Bakery'", None, reward=0.0),
+        ],
+    )
+    return root
+
+
+def test_a_tar_gz_of_a_browsergym_results_folder_imports_every_task(
+    admin_client_, uploads, tmp_path, django_capture_on_commit_callbacks
+):
+    root = results_folder(tmp_path)
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        archive.add(root, arcname="results")
+    job = upload(
+        admin_client_, "webarena.tar.gz", buffer.getvalue(), django_capture_on_commit_callbacks
+    )
+    assert job.status == "done", job.error
+    assert job.summary["format"] == "browsergym" and job.summary["imported"] == 2
+    assert set(Trajectory.objects.values_list("external_id", "success")) == {
+        ("task_7", True),
+        ("task_9", False),
+    }
+
+
+def test_a_zip_that_would_write_outside_the_upload_is_refused(
+    admin_client_, uploads, django_capture_on_commit_callbacks
+):
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("../../evil.json", "[]")
+    job = upload(admin_client_, "evil.zip", buffer.getvalue(), django_capture_on_commit_callbacks)
+    assert job.status == "failed"
+    assert job.error.startswith("evil.zip:") and "outside the upload" in job.error
+    assert not (uploads.parent / "evil.json").exists()
+    assert not Trajectory.objects.exists()
+
+
+def test_a_message_log_uploads_with_its_field_mapping(
+    admin_client_, uploads, django_capture_on_commit_callbacks
+):
+    line = {
+        "question": "Who won the 1998 final?",
+        "is_correct": False,
+        "history": [
+            {"role": "assistant", "content": "Searching."},
+            {"role": "user", "content": "France won 3-0."},
+        ],
+    }
+    job = upload(
+        admin_client_,
+        "log.jsonl",
+        (json.dumps(line) + "\n").encode(),
+        django_capture_on_commit_callbacks,
+        format="messages",
+        mapping="goal=question, messages=history, success=is_correct",
+    )
+    assert job.status == "done", job.error
+    assert job.mapping == {"goal": "question", "messages": "history", "success": "is_correct"}
+    trajectory = Trajectory.objects.get()
+    assert trajectory.goal == "Who won the 1998 final?" and trajectory.success is False
+
+
+def test_a_bad_mapping_is_refused_before_anything_is_saved(admin_client_, uploads):
+    data = {
+        "file": SimpleUploadedFile("log.jsonl", b"{}\n"),
+        "dataset": "up",
+        "format": "messages",
+        "mapping": "question",
+    }
+    response = admin_client_.post(reverse("upload"), data, follow=True)
+    assert "Upload refused: mapping:" in response.content.decode()
+    assert "is not KEY=FIELD" in response.content.decode()
+    assert not ImportJob.objects.exists()
