@@ -6,9 +6,14 @@ It is the demo's backend and a baseline to compare models against. What it does:
   to a failure type; severity grows with the share of failed steps and when nothing was answered.
 - extract: each step whose action returned something other than an error becomes an achievement
   grounded to that step; the final answer is an achievement grounded to the last step.
-- relabel: attempt 1 turns the final answer into a "find and report" goal, attempt 2 the last
-  successful observation, attempt 3 the sequence of actions. Confidence follows how much of the
-  goal the observations show, and falls with the share of failed steps and the severity.
+- relabel: goals are tasks a person would give, built from what the run did, and never contain
+  the answer they ask for (a training instruction that holds its own answer teaches copying).
+  Attempt 1 asks for the kind of answer the run gave (a booking, an amount, coordinates, a list;
+  or what the answer is about: "the total revenue for Q3 2025") with the tools and first input
+  or the site and search the run used; attempt 2 the last successful tool call or page reached;
+  attempt 3 the sequence of calls or pages. A wording that would give the answer away loses its
+  arguments or is dropped. Confidence follows how much of the answer the observations show (or
+  the template's), and falls with the share of failed steps and the severity.
 - the panel: "rules-grounding" (vetoes goals whose content the steps do not show) and
   "rules-specificity" (vetoes goals too vague or too long to be an instruction, or that paste
   raw markup or JSON instead of asking for something).
@@ -110,18 +115,25 @@ def evidence(steps: list[Step]) -> set[str]:
     return words
 
 
-def support(text: str, steps: list[Step]) -> float:
-    """The share of ``text``'s content words that the steps show (1.0 when it has none)."""
-    words = content_words(text) - {s.action.lower() for s in steps}
+def support(text: str, steps: list[Step], neutral: set[str] = frozenset()) -> float:
+    """The share of ``text``'s content words that the steps show (1.0 when it has none); words
+    in ``neutral`` (a template's own words) are left out."""
+    words = content_words(text) - {s.action.lower() for s in steps} - neutral
     return len(words & evidence(steps)) / len(words) if words else 1.0
+
+
+def tool_words(steps: list[Step]) -> set[str]:
+    """The words of the tools' names: "search_hotels" -> {"search", "hotels"}."""
+    return {w.lower() for s in steps for w in re.split(r"[\W_]+", s.action) if w}
 
 
 PAGE_TITLE = re.compile(r"RootWebArea '([^'\n]{0,200})'")
 PAGE_URL = re.compile(r"^URL: (\S+)", re.M)
 # Bidirectional marks, as characters or as the literal escapes some exports keep.
 INVISIBLE = re.compile(r"[\u200b-\u200f\u202a-\u202e\u2066-\u2069]|\\u20(0[b-f]|2[a-e]|6[6-9])")
+# Also AutoGen's "TERMINATE", which ends a conversation and answers nothing.
 ACKNOWLEDGEMENT = re.compile(
-    r"\b(ok|okay|done|submitted|completed|finished|successful|success)\b", re.I
+    r"\b(ok|okay|done|submitted|completed|finished|successful|success|terminate)\b", re.I
 )
 # Actions that talk to the user rather than act on the environment.
 MESSAGE_ACTIONS = {"send_msg_to_user", "finish", "Finish", "final_answer", "answer", "respond"}
@@ -148,6 +160,248 @@ def last_page(steps: list[Step]) -> tuple[str, str] | None:
 def final_answer(ctx: ItemContext) -> str:
     answer = ctx.trajectory.final_answer.strip()
     return "" if GIVE_UP.search(answer[:300]) else answer
+
+
+# -- wording goals ---------------------------------------------------------------------------
+# A goal says what to do and what kind of thing to report, never the reported thing itself: a
+# training instruction that contains its answer teaches copying, not doing.
+
+# Words the goal templates add: the grounding judge does not ask the steps to show them.
+GOAL_WORDS = {
+    "address", "amount", "booking", "browse", "call", "confirmation", "conversation",
+    "coordinates", "date", "details", "figure", "found", "from", "long", "open", "outcome",
+    "page", "price", "report", "result", "results", "search", "summarise", "takes", "then",
+    "website", "with", "work", "shows", "returns", "whether", "finds", "what", "list", "single",
+    "make", "type", "press", "find",
+}  # fmt: skip
+# Steps that only think or talk, and browser actions, are not tools a goal should name.
+INTERNAL = {"think", "reason", "plan"}
+BROWSER = {"click", "fill", "type", "press", "goto", "scroll", "hover", "select_option", "noop"}
+BROWSER |= {"go_back", "go_forward", "new_tab", "tab_focus", "tab_close", "focus", "clear"}
+READS = {"get", "find", "search", "fetch", "lookup", "look", "list", "read", "query", "retrieve"}
+READS |= {"check", "calculate", "compute", "run", "show", "view", "load", "count", "scholar"}
+COPULA = re.compile(
+    r"^(?P<article>(?:the|your|my)\s+)?(?P<subject>[A-Za-z][\w\s'/-]{2,60}?)\s+"
+    r"(?P<verb>is|was|are|were|costs|cost|totals|totalled|comes to|came to)\s+(?P<value>\S.*)$",
+    re.I,
+)
+SHOWS = {"read", "load", "view", "show", "fetch"}
+# First words of tool names that change something rather than look something up.
+ACTS = {"book", "cancel", "update", "transfer", "send", "create", "delete", "exchange", "modify"}
+ACTS |= {"add", "remove", "draft", "write", "post", "submit", "set", "rename", "return", "pay"}
+ACTS |= {"refund", "move", "upload", "save", "buy", "reserve", "schedule", "edit", "reply"}
+NOT_SUBJECTS = {"i", "it", "this", "that", "there", "he", "she", "they", "we", "you", "here"}
+NOT_SUBJECTS |= {"right", "now", "today", "which", "what", "answer", "result", "everything"}
+KINDS = [
+    ("a booking", "report the booking confirmation",
+     re.compile(r"\b(booked|reserved|booking|reservation|confirmation)\b", re.I)),
+    ("a web address", "report the website address", re.compile(r"^\S*(https?://|www\.)\S+$")),
+    ("coordinates", "report the coordinates",
+     re.compile(r"-?\d{1,3}\.\d{3,},\s*-?\d{1,3}\.\d{3,}")),
+    ("a duration", "report how long it takes",
+     re.compile(r"\b\d{1,2}:\d\d\b(?!:)|\b\d+\s*(minutes?|mins?|hours?|hrs?)\b", re.I)),
+    ("a list", "list what you found", re.compile(r"(^|\s)1[.)]\s.*(^|\s)2[.)]\s", re.S)),
+    ("an amount", "report the amount",
+     re.compile(r"[$€£¥]\s?\d|\d\s?(EUR|USD|GBP|JPY|dollars|euros)\b", re.I)),
+    ("a date", "report the date",
+     re.compile(r"\b\d{4}-\d\d-\d\d\b|\b\d{1,2} (jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)",
+                re.I)),
+]  # fmt: skip
+WORDS = re.compile(r"[a-z0-9]+(?:[.,:/@-][a-z0-9]+)*", re.I)
+
+
+def words_of(text: str) -> list[str]:
+    return [w.lower() for w in WORDS.findall(text)]
+
+
+def answer_kind(answer: str) -> str:
+    for kind, _, pattern in KINDS:
+        if pattern.search(answer[:1000]):
+            return kind
+    return "a short result" if len(answer.split()) <= 6 else "a statement"
+
+
+def report_phrase(answer: str) -> str:
+    """What to ask for, from the kind of answer: "report the amount", "list what you found"."""
+    for _, phrase, pattern in KINDS:
+        if pattern.search(answer[:1000]):
+            return phrase
+    return "report the result" if len(answer.split()) <= 6 else "summarise what you found"
+
+
+def answer_subject(answer: str) -> tuple[str, str]:
+    """("the total revenue for Q3 2025", "18,430 EUR.") from "Total revenue for Q3 2025 was
+    18,430 EUR.": what the answer is about and the value it gives; ("", answer) when unclear."""
+    if "\n" in answer.strip():
+        return "", answer
+    match = COPULA.match(first_sentence(answer, 300))
+    if not match:
+        return "", answer
+    subject = match.group("subject").strip()
+    words = subject.split()
+    if words[0].lower() in NOT_SUBJECTS or len(words) > 8 or words[-1].lower() in NOT_SUBJECTS:
+        return "", answer
+    # "Total revenue ..." is capitalised as the sentence's start, "The Alpine tent" as a name.
+    if not match.group("article") and not subject[1:2].isupper():
+        subject = subject[0].lower() + subject[1:]
+    if match.group("verb").lower().startswith("cost"):
+        return f"the price of the {subject}", match.group("value")
+    return f"the {subject}", match.group("value")
+
+
+def leaks(goal: str, answer: str, value: str, site: str = "") -> bool:
+    """Whether ``goal`` gives away ``answer``: the answer whole, four words in a row of the value
+    it states, a number or identifier from that value, or, for a short answer, any of its words.
+    The web ``site`` the run worked on is where it worked, not what it found: naming it is fine."""
+    said, goal_words = words_of(value or answer), words_of(goal)
+    answer_words = words_of(answer)
+    if not answer_words:
+        return False
+    text = f" {' '.join(goal_words)} "
+    if f" {' '.join(answer_words)} " in text:
+        return True
+    runs = {tuple(said[i : i + 4]) for i in range(len(said) - 3)}
+    if runs & {tuple(goal_words[i : i + 4]) for i in range(len(goal_words) - 3)}:
+        return True
+    values = {w for w in said if any(c.isdigit() for c in w) and len(w) >= 2}
+    values |= {w for w in said if "@" in w or "/" in w}
+    if len(answer_words) <= 4:
+        values |= {w for w in said if len(w) >= 4} - GOAL_WORDS
+    return bool((values - set(words_of(site))) & set(goal_words))
+
+
+def sentence(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def join(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def argument_of(step: Step) -> str:
+    """The step's first short, human-readable argument: a city, a file, a query, an email."""
+    arguments = step.action_input
+    if isinstance(arguments, str):
+        try:
+            arguments = json.loads(arguments)
+        except ValueError:
+            arguments = {"": arguments}
+    if not isinstance(arguments, dict):
+        arguments = {"": arguments}
+    for value in arguments.values():
+        text = clean(str(value), 200) if isinstance(value, str | int | float) else ""
+        limit = 40 if " " in text else 60
+        if 2 <= len(text) <= limit and not text.isdigit() and step.action not in text:
+            return text
+    return ""
+
+
+def quoted(argument: str) -> str:
+    if " " not in argument:
+        return argument
+    return f'"{argument}"' if "'" in argument else f"'{argument}'"
+
+
+def with_argument(argument: str) -> str:
+    """The argument as a phrase (" on sales.csv", " for Lisbon"); "" without one."""
+    if not argument:
+        return ""
+    where = "on" if re.search(r"\.\w{2,4}$|/", argument) else "for"
+    return f" {where} {quoted(argument)}"
+
+
+def acted_steps(steps: list[Step]) -> list[Step]:
+    return [
+        s
+        for s in steps
+        if s.action and s.action not in MESSAGE_ACTIONS | INTERNAL and not is_error(s)
+    ]
+
+
+def tool_names(steps: list[Step]) -> list[str]:
+    acted = acted_steps(steps) or [s for s in steps if s.action]
+    names = [s.action for s in acted if s.action not in MESSAGE_ACTIONS | INTERNAL | BROWSER]
+    return list(dict.fromkeys(names))[:4]
+
+
+def key_argument(steps: list[Step]) -> str:
+    """The input the run started from: the first successful tool call's first short argument."""
+    for step in acted_steps(steps):
+        if step.action not in BROWSER:
+            return argument_of(step)
+    return ""
+
+
+def typed_text(steps: list[Step]) -> str:
+    """What a web run typed (a search, a form value), from its first successful fill."""
+    for step in acted_steps(steps):
+        if step.action in {"fill", "type"}:
+            arguments = step.action_input if isinstance(step.action_input, dict) else {}
+            value = clean(str(arguments.get("value") or arguments.get("text") or ""), 200)
+            if 2 <= len(value) <= 60:
+                return value
+    return ""
+
+
+def tool_task(action: str, argument: str, seen: str) -> tuple[str, float]:
+    """One tool call as a task ("Use find_user_id_by_email for noor@example.com and report the
+    user id"), asking for the kind of thing the tool gives, not for what it gave; with the
+    template's confidence (lower for "report what it returns", which names nothing)."""
+    words = [w.lower() for w in re.findall(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+", action)]
+    rest = " ".join(words[1:]).split(" by ")[0].strip()
+    if words and words[0] in READS:
+        if words[0] in {"calculate", "compute"}:
+            what = "the result"
+        elif words[0] in SHOWS or rest in {"page", "file", "url", "document"}:
+            what = "what it shows"
+        elif words[0] in {"search", "list", "query", "run", "scholar"} or not rest:
+            what = "the results" if seen.strip() not in {"[]", "{}"} else "whether it finds any"
+        else:
+            what = f"the {rest}"
+        return f"Use {action}{with_argument(argument)} and report {what}", 0.6
+    if words and words[0] in ACTS:
+        verb = " ".join(words)
+        goal = sentence(f"{verb}{with_argument(argument)} with {action} and report the outcome")
+        return goal, 0.6
+    return f"Use {action}{with_argument(argument)} and report what it returns", 0.45
+
+
+def step_phrase(step: Step, with_arg: bool = True) -> str:
+    argument = argument_of(step) if with_arg else ""
+    return step.action + (f" {with_argument(argument)[1:]}" if argument else "")
+
+
+def page_titles(steps: list[Step]) -> list[str]:
+    titles = [page_of(s.observation) for s in steps]
+    return list(dict.fromkeys(t[0] for t in titles if t and t[0]))
+
+
+def browser_plan(acted: list[Step]) -> str:
+    """Browser actions with no page reached: the addresses visited and the text typed."""
+    phrases = []
+    for step in acted:
+        arguments = step.action_input if isinstance(step.action_input, dict) else {}
+        url = str(arguments.get("url") or "")
+        if step.action == "goto" and url.startswith("http") and len(url) <= 80:
+            phrases.append(f"go to {url}")
+        elif step.action in {"fill", "type"} and typed_text([step]):
+            phrases.append(f"type '{typed_text([step])}'")
+    return sentence(", then ".join(dict.fromkeys(phrases)))
+
+
+def web_plan(acted: list[Step], page: tuple[str, str]) -> str:
+    """A web run as a task: the search it typed and the pages it passed through (never what
+    they showed), e.g. "On shop.local:7770, search for 'shoe' and go on to the 'Results' page"."""
+    site, typed, titles = page[1], typed_text(acted), page_titles(acted)
+    if typed and titles:
+        return f"On {site}, search for '{typed}' and go on to the '{titles[-1]}' page"
+    if typed:
+        return f"On {site}, search for '{typed}'"
+    if len(titles) >= 2:
+        return f"On {site}, go from the '{titles[0]}' page to the '{titles[-1]}' page"
+    if titles:
+        return f"Go to {site} and find the '{titles[0]}' page"
+    return f"Go to {site} and " + ", then ".join(dict.fromkeys(s.action for s in acted))
 
 
 class RulesBackend:
@@ -243,51 +497,101 @@ class RulesBackend:
             "confidence": round(min(1.0, max(0.0, confidence)), 3),
         }
 
-    def _tools(self, ctx: ItemContext) -> str:
-        names = list(dict.fromkeys(s.action for s in ctx.steps if s.action))
-        return ", ".join(names[:4]) or "the conversation"
-
-    def _where(self, ctx: ItemContext) -> str:
-        """Where the answer was found: the last web page's title and site, or the tools used."""
-        page = last_page(ctx.steps)
-        if page:
-            title, site = page
-            return f"On the page '{title}' ({site})" if title else f"On {site}"
-        return f"Using {self._tools(ctx)}"
-
     def _from_answer(self, ctx: ItemContext) -> tuple[str, str, float]:
+        """What kind of answer the run gave, asked for in the words of what the run did."""
         answer = final_answer(ctx)
         # "Review submitted." says that something happened, not what: no goal to report it.
         acknowledgement = ACKNOWLEDGEMENT.search(answer) and len(answer.split()) <= 4
         if not content_words(answer) or acknowledgement:
             return "", "no informative final answer to build on", 0.0
-        goal = f"{self._where(ctx)}, find and report the following: {clean(answer, 200)}"
+        subject, value = answer_subject(answer)
+        asked = f"report {subject}" if subject else report_phrase(answer)
+        goal = ""
+        for version in (f"{self._approach(ctx)} and {asked}", self._bare_approach(ctx, asked)):
+            if version and not leaks(version, answer, value, self._site(ctx)):
+                goal = sentence(version)
+                break
+        if not goal:
+            return "", "every wording would give the answer away", 0.0
         grounded = support(answer, ctx.steps)
-        why = f"The final answer states it; the steps show {grounded:.0%} of its content."
+        kind = answer_kind(answer)
+        why = f"The final answer gives {kind}; the steps show {grounded:.0%} of its content."
         return goal, why, 0.3 + 0.65 * grounded
 
+    def _site(self, ctx: ItemContext) -> str:
+        page = last_page(ctx.steps)
+        return page[1] if page else ""
+
+    def _approach(self, ctx: ItemContext) -> str:
+        """How the run went about it: the site and search it used, or its tools and first input."""
+        page = last_page(ctx.steps)
+        typed = typed_text(ctx.steps)
+        if page:
+            title, site = page
+            if typed:
+                return f"On {site}, search for '{typed}'"
+            return f"On {site}, open the '{title}' page" if title else f"Browse {site}"
+        tools = tool_names(ctx.steps)
+        if not tools:
+            return "From the conversation, work it out"
+        return f"Use {join(tools)}{with_argument(key_argument(ctx.steps))}"
+
+    def _bare_approach(self, ctx: ItemContext, asked: str) -> str:
+        """The approach with no argument or search term, for when those give the answer away."""
+        page = last_page(ctx.steps)
+        if page:
+            return f"Browse {page[1]} and {asked}"
+        tools = tool_names(ctx.steps)
+        return f"Use {join(tools)} and {asked}" if tools else ""
+
     def _from_observation(self, ctx: ItemContext) -> tuple[str, str, float]:
+        """The last thing the environment showed: the page reached, or the last lookup's result."""
+        answer = final_answer(ctx)
         for step in reversed(ctx.steps):
             if not step.action or step.action in MESSAGE_ACTIONS or is_error(step):
                 continue
             page = page_of(step.observation)
             if page and page[0]:
                 title, site = page
-                goal = f"Navigate {site} to the page titled '{title}'"
-                return goal, f"Step {step.index} reached that page.", 0.6
+                goal = f"Open the '{title}' page on {site}"
+                if not leaks(goal, answer, "", site):
+                    return goal, f"Step {step.index} reached that page.", 0.6
+                continue
+            # The observation decides only what kind of thing to ask for; it is never pasted.
             seen = first_sentence(step.observation, 160)
-            if seen and not MARKUP.search(seen):
-                goal = f"Run {action_phrase(step)} and report what it returns: {seen}"
-                return goal, f"Step {step.index} returned it.", 0.6
+            if seen and step.action not in BROWSER:
+                goal, base = tool_task(step.action, argument_of(step), seen)
+                if leaks(goal, answer, ""):
+                    goal, base = tool_task(step.action, "", seen)
+                if not leaks(goal, answer, ""):
+                    return goal, f"Step {step.index} did this and returned a result.", base
         return "", "no successful action to build on", 0.0
 
     def _from_actions(self, ctx: ItemContext) -> tuple[str, str, float]:
-        acted = [s for s in ctx.steps if s.action and not is_error(s)][-5:]
+        """The sequence of distinct things the run did, as an ordered task."""
+        acted = [
+            s for s in ctx.steps if s.action and s.action not in MESSAGE_ACTIONS and not is_error(s)
+        ][-6:]
         if not acted:
             return "", "no successful action to build on", 0.0
-        plan = "; then ".join(action_phrase(s) for s in acted)
-        steps = [s.index for s in acted]
-        return f"Carry out these actions in order: {plan}.", f"Steps {steps} did this.", 0.4
+        answer = final_answer(ctx)
+        page = last_page(ctx.steps)
+        if page:
+            plan = web_plan(acted, page)
+        elif all(s.action in BROWSER for s in acted):
+            plan = browser_plan(acted)
+        else:
+            plan = "Call " + ", then ".join(list(dict.fromkeys(map(step_phrase, acted)))[:4])
+        if leaks(plan, answer, "", self._site(ctx)):
+            plain = dict.fromkeys(step_phrase(s, with_arg=False) for s in acted)
+            plan = "Call " + ", then ".join(list(plain)[:4])
+        if len(plan.split()) < 6:
+            plan = "Make a single call: " + plan[len("Call ") :]
+        if len(plan.split()) < 6:
+            return "", "too little was done to make a task of it", 0.0
+        if leaks(plan, answer, "", self._site(ctx)):
+            return "", "every wording would give the answer away", 0.0
+        return plan, f"Steps {[s.index for s in acted]} did this.", 0.4
 
     # -- judges --------------------------------------------------------------------------------
 
@@ -303,7 +607,7 @@ class RulesBackend:
         achievements = ctx.memo.get("outcome", {}).get("achievements", [])
         if not achievements:
             return {"accept": False, "confidence": 0.0, "reason": "no grounded achievement"}
-        shown = support(goal, ctx.steps)
+        shown = support(goal, ctx.steps, neutral=GOAL_WORDS | tool_words(ctx.steps))
         if shown < 0.25:
             reason = f"the steps show only {shown:.0%} of what the goal asks for"
             return {"accept": False, "confidence": round(shown, 3), "reason": reason}
