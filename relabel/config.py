@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -65,6 +66,10 @@ DEFAULTS: dict[str, Any] = {
 
 ENDPOINT_KEYS = {"model", "base_url", "api_key_env", "concurrency", "json_mode"}
 AGGREGATIONS = ("min", "mean")
+
+
+API_KEY_ENV = re.compile(r"[A-Z][A-Z0-9_]*_API_KEY")
+REVIEW_ORDERS = ("lowest_confidence_first", "highest_confidence_first", "random")
 
 
 class ConfigError(ValueError):
@@ -134,7 +139,28 @@ def validate_config(table: dict[str, Any], *, where: str = "config") -> dict[str
     _check_stages(config, where)
     _check_judges(config, where)
     _check_prices(config, where)
+    check_review(config["review"], where)
     return config
+
+
+def check_review(review: Any, where: str = "config") -> None:
+    """The review section: who rates what, and the blind audit sample."""
+    if not isinstance(review, dict):
+        _fail(where, "review", "must be a table")
+    unknown = sorted(set(review) - set(DEFAULTS["review"]))
+    if unknown:
+        known = ", ".join(DEFAULTS["review"])
+        _fail(where, f"review.{unknown[0]}", f"is not a known key ({known})")
+    if review["order"] not in REVIEW_ORDERS:
+        _fail(
+            where,
+            "review.order",
+            f"is {review['order']!r}; expected one of {', '.join(REVIEW_ORDERS)}",
+        )
+    for key in ("second_rater_share", "audit_share"):
+        _check_number(review, key, where, low=0.0, high=1.0, name=f"review.{key}")
+    for key in ("raters_per_candidate", "audit_buckets"):
+        _check_int(review, key, where, low=1, name=f"review.{key}")
 
 
 def _fail(where: str, key: str, problem: str) -> None:
@@ -185,6 +211,14 @@ def _check_endpoint(entry: Any, name: str, where: str) -> None:
     for key in ("model", "base_url", "api_key_env", "name"):
         if key in entry and not isinstance(entry[key], str):
             _fail(where, f"{name}.{key}", f"must be a string, not {entry[key]!r}")
+    if entry.get("api_key_env") and not API_KEY_ENV.fullmatch(entry["api_key_env"]):
+        # Only key variables: a config (which admins can write from the UI) must never be able
+        # to send DATABASE_URL, SECRET_KEY or any other secret to an endpoint of its choosing.
+        _fail(
+            where,
+            f"{name}.api_key_env",
+            f"is {entry['api_key_env']!r}: name a variable ending in _API_KEY",
+        )
     if "api_key" in entry:
         _fail(where, f"{name}.api_key", "is not allowed: name an environment variable instead")
     if "concurrency" in entry:

@@ -95,9 +95,12 @@ def locked_task(task_id: int, rater: AbstractBaseUser, now: datetime) -> ReviewT
     task = ReviewTask.objects.select_for_update().select_related("candidate").get(pk=task_id)
     if task.done_at is not None:
         raise DecisionError("this candidate has already been decided")
-    held_by_other = task.leased_to_id not in (None, rater.pk)
-    if held_by_other and task.lease_expires and task.lease_expires > now:
-        raise DecisionError("your lease on this candidate lapsed and someone else is now rating it")
+    if task.leased_to_id != rater.pk:
+        # Only the task served to you: deciding others (even free ones) would let a rater probe
+        # tasks never shown to them, and take slots meant for other people.
+        raise DecisionError(
+            "this candidate is not leased to you (it may have lapsed): take the next one"
+        )
     if already_decided(task.candidate_id, rater):
         raise DecisionError("you have already rated this candidate")
     return task

@@ -21,12 +21,11 @@ from django.db import connection, transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from relabel.config import DEFAULTS
+from relabel.config import DEFAULTS, check_review
 from relabel.models import Candidate, Run
 from review.models import ReviewTask, Verdict
 
 LEASE = timedelta(minutes=10)
-ORDERS = ("lowest_confidence_first", "highest_confidence_first", "random")
 # Claims lost to a concurrent rater are retried this many times before giving up for now.
 CLAIM_ATTEMPTS = 5
 
@@ -34,14 +33,7 @@ CLAIM_ATTEMPTS = 5
 def review_config(run: Run) -> dict[str, Any]:
     """The run's review settings over the defaults, checked (a bad value names its key)."""
     cfg = {**DEFAULTS["review"], **(run.config.get("review") or {})}
-    if cfg["order"] not in ORDERS:
-        raise ValueError(f"review.order {cfg['order']!r}: choose one of {', '.join(ORDERS)}")
-    for key in ("second_rater_share", "audit_share"):
-        if not 0 <= float(cfg[key]) <= 1:
-            raise ValueError(f"review.{key} must be between 0 and 1, not {cfg[key]!r}")
-    for key in ("raters_per_candidate", "audit_buckets"):
-        if int(cfg[key]) < 1:
-            raise ValueError(f"review.{key} must be at least 1, not {cfg[key]!r}")
+    check_review(cfg, where=f"run {run.pk}")
     return cfg
 
 
@@ -121,6 +113,9 @@ def populate_queue(run: Run) -> int:
         ReviewTask.objects.filter(candidate__run=run).values_list("candidate_id", "kind", "slot")
     )
     new = [t for t in planned_tasks(run) if (t.candidate_id, t.kind, t.slot) not in existing]
+    # Ids are in every form's URL: created in priority order, audit tasks are not told apart by
+    # having the highest ids of their run.
+    new.sort(key=lambda t: (t.priority, draw(run, t.candidate_id, f"id-{t.kind}-{t.slot}")))
     # ignore_conflicts: a concurrent populate of the same run must not fail, only add nothing.
     ReviewTask.objects.bulk_create(new, batch_size=2000, ignore_conflicts=True)
     return len(new)

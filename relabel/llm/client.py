@@ -69,8 +69,11 @@ class Endpoint:
     @property
     def api_key(self) -> str:
         key = os.environ.get(self.api_key_env, "") if self.api_key_env else ""
+        # The default key goes only to the default endpoint, never to a judge's other host.
+        if not key and self.base_url.rstrip("/") == settings.OPENAI_BASE_URL.rstrip("/"):
+            key = settings.OPENAI_API_KEY
         # Local servers (vLLM, Ollama, the test server) accept any key; the client wants one.
-        return key or settings.OPENAI_API_KEY or "no-key"
+        return key or "no-key"
 
 
 @dataclass

@@ -112,6 +112,10 @@ def resume_run(run: Run) -> Run:
                 status=Run.Status.RUNNING, finished_at=None, error=""
             )
             enqueue(run)
+        elif run.status == Run.Status.FINISHED:
+            from review.queue import populate_queue
+
+            populate_queue(run)  # idempotent: fills in whatever an interrupted finish missed
     run.refresh_from_db()
     return run
 
@@ -465,13 +469,15 @@ def finish_if_done(run_id: int) -> bool:
     """Marks the run finished when no item is left, and fills the review queue once."""
     if RunItem.objects.filter(run_id=run_id).exclude(status__in=DONE_STATUSES).exists():
         return False
-    finished = Run.objects.filter(pk=run_id, status=Run.Status.RUNNING).update(
-        status=Run.Status.FINISHED, finished_at=timezone.now()
-    )
-    if finished:
-        from review.queue import populate_queue
+    from review.queue import populate_queue
 
-        populate_queue(Run.objects.get(pk=run_id))
+    # One transaction: a run is never seen finished with its review queue still missing.
+    with transaction.atomic():
+        finished = Run.objects.filter(pk=run_id, status=Run.Status.RUNNING).update(
+            status=Run.Status.FINISHED, finished_at=timezone.now()
+        )
+        if finished:
+            populate_queue(Run.objects.get(pk=run_id))
     return bool(finished)
 
 

@@ -136,9 +136,35 @@ def test_a_finished_run_fills_the_review_queue_once(relabel_now, monkeypatch):
     monkeypatch.setattr("review.queue.populate_queue", lambda run: calls.append(run.pk) or 0)
     run = relabel_now(small_dataset(), "rules")
     runner.finish_if_done(run.pk)
-    resume_run(run)
     assert calls == [run.pk]
+    run.refresh_from_db()
     assert run.status == Run.Status.FINISHED and run.finished_at
+
+
+def test_resuming_a_finished_run_fills_in_a_review_queue_its_finish_missed(relabel_now):
+    from review.models import ReviewTask
+
+    run = relabel_now(small_dataset(failed=6, won=0), "rules", review={"audit_share": 1.0})
+    expected = ReviewTask.objects.filter(candidate__run=run).count()
+    assert expected > 0
+    ReviewTask.objects.filter(candidate__run=run).delete()  # as if the finish died midway
+    resume_run(run)
+    assert ReviewTask.objects.filter(candidate__run=run).count() == expected
+
+
+def test_a_bad_review_section_is_refused_before_anything_runs():
+    with pytest.raises(ConfigError, match="review.order"):
+        load_config(overrides={"review": {"order": "bogus"}})
+    with pytest.raises(ConfigError, match="review.audit_share"):
+        load_config(overrides={"review": {"audit_share": 3}})
+    with pytest.raises(ConfigError, match="review.colour"):
+        load_config(overrides={"review": {"colour": "red"}})
+
+
+def test_an_api_key_variable_must_name_a_key_not_any_secret():
+    judge = {"name": "j", "model": "m", "base_url": "http://127.0.0.1:1/v1"}
+    with pytest.raises(ConfigError, match="judges\\[0\\].api_key_env"):
+        load_config(overrides={"judges": [{**judge, "api_key_env": "DATABASE_URL"}]})
 
 
 def test_the_summary_has_the_issues_keys_and_its_counts_add_up(llm_server, relabel_now):

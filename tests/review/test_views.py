@@ -276,6 +276,20 @@ def test_a_task_leased_to_someone_else_cannot_be_decided(annotator_client, colle
     assert task.leased_to == colleague and task.done_at is None
 
 
+def test_a_free_task_never_served_to_me_cannot_be_decided(annotator_client, run):
+    """Deciding by task id alone would let a rater probe tasks (and their kinds) unseen."""
+    audit_run = make_run(run.dataset, review={"audit_share": 1.0})
+    free = audit_candidate(audit_run)
+    populate_queue(audit_run)
+    task = task_of(free, kind="audit")
+    response = decide(annotator_client, task, "edit", edited_goal="")
+    assert not Verdict.objects.exists()
+    page = annotator_client.get(response.headers["Location"]).content.decode()
+    # The same words whatever the task's kind: nothing about valid/invalid or edits.
+    assert "this candidate is not leased to you" in page
+    assert "is not one of" not in page and "needs the edited goal" not in page
+
+
 def test_deciding_an_unknown_task_is_not_found(annotator_client):
     assert (
         annotator_client.post(reverse("decide", args=[999]), {"decision": "accept"}).status_code
