@@ -37,6 +37,9 @@ REJECT_REASONS = [
     ("other", "other (say why)"),
 ]
 REJECT_CODES = {code for code, _ in REJECT_REASONS}
+# Blind items offer the same accept / reject as every other item (different words would give them
+# away); on an audit task they are recorded as the audit's valid / invalid.
+AUDIT_MEANING = {D.ACCEPT: D.VALID, D.REJECT: D.INVALID}
 STATE_OF = {
     D.ACCEPT: Candidate.ReviewState.ACCEPTED,
     D.EDIT: Candidate.ReviewState.EDITED,
@@ -122,6 +125,8 @@ def record_decision(
         task = locked_task(task_id, rater, now)
         if decision == D.EDIT and edited_goal.strip() == task.candidate.hindsight_goal.strip():
             decision = D.ACCEPT  # saved without a change: that is an accept
+        if task.kind == ReviewTask.Kind.AUDIT:
+            decision = AUDIT_MEANING.get(decision, decision)
         check_decision(
             task.kind, decision, edited_goal=edited_goal, reason_code=reason_code, reason=reason
         )

@@ -325,8 +325,21 @@ def test_audit_items_are_blind(annotator_client, annotator):
         assert sign not in lowered, sign
     for hidden in [candidate.trajectory.goal, "GATEREASON7", "WHY9", "RATIONALE5", "Original"]:
         assert hidden not in body, hidden
-    assert 'value="valid"' in body and 'value="invalid"' in body
-    assert 'value="accept"' not in body and "edited_goal" not in body
+    # The same buttons and values as any item: the words themselves must not give it away.
+    assert 'value="accept"' in body and 'value="reject"' in body and "valid" not in lowered
+    assert "edited_goal" not in body
+
+
+def test_accept_and_reject_on_a_blind_item_are_stored_as_valid_and_invalid(
+    annotator_client, annotator, colleague
+):
+    run = make_run(review={"audit_share": 1.0, "raters_per_candidate": 2})
+    audit_candidate(run)
+    populate_queue(run)
+    decide(annotator_client, next_task_for(annotator), "accept")
+    decide(client_for(colleague), next_task_for(colleague), "reject")
+    decisions = set(Verdict.objects.values_list("kind", "decision"))
+    assert decisions == {("audit", "valid"), ("audit", "invalid")}
 
 
 def test_an_invalid_audit_verdict_marks_the_candidate_rejected(annotator_client):
@@ -343,12 +356,12 @@ def test_an_invalid_audit_verdict_marks_the_candidate_rejected(annotator_client)
     assert response.status_code == 302 and Verdict.objects.count() == 1
 
 
-def test_curation_decisions_are_refused_on_audit_items(annotator_client):
+def test_an_edit_is_refused_on_audit_items(annotator_client):
     run = make_run(review={"audit_share": 1.0})
     candidate = audit_candidate(run)
     populate_queue(run)
     annotator_client.get("/review/")
-    response = decide(annotator_client, task_of(candidate, kind="audit"), "accept")
+    response = decide(annotator_client, task_of(candidate, kind="audit"), "edit", edited_goal="x")
     assert response.status_code == 302 and not Verdict.objects.exists()
 
 
