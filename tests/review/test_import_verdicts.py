@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.utils import timezone
 
 from relabel.models import Candidate, Run
 from review.models import ReviewTask, Verdict
-from review.queue import next_task_for, populate_queue
+from review.queue import claim, next_task_for, populate_queue
 from tests.factories import make_candidate, make_run
 
 
@@ -153,3 +154,30 @@ def test_one_rater_cannot_rate_a_candidate_twice(setup, tmp_path, annotator):
 def test_a_missing_file_is_a_clear_error(db, tmp_path):
     with pytest.raises(CommandError, match="cannot read it"):
         run_command(tmp_path / "absent.jsonl")
+
+
+def test_one_rater_cannot_give_a_curation_and_an_audit_verdict_on_one_candidate(setup, tmp_path):
+    run, _, auto = setup
+    path = write(tmp_path, [row(run, auto, "accept"), row(run, auto, "valid")])
+    with pytest.raises(CommandError, match="line 2.*rater.*already rated it on line 1"):
+        run_command(path)
+    assert not Verdict.objects.exists()
+
+
+def test_a_candidate_the_gate_rejected_is_not_for_review(setup, tmp_path):
+    run, _, _ = setup
+    vetoed = make_candidate(run, confidence=0.9, gate=Candidate.Gate.REJECTED)
+    path = write(tmp_path, [row(run, vetoed, "accept")])
+    with pytest.raises(CommandError, match="line 1.*trajectory.*rejected by the gate"):
+        run_command(path)
+    vetoed.refresh_from_db()
+    assert vetoed.review_state == "unreviewed" and not Verdict.objects.exists()
+
+
+def test_an_imported_verdict_never_closes_a_slot_someone_is_rating(setup, tmp_path, colleague):
+    run, review, _ = setup
+    leased = ReviewTask.objects.get(candidate=review, kind="curation")
+    assert claim(leased.pk, colleague, timezone.now())
+    run_command(write(tmp_path, [row(run, review, "accept")]))
+    leased.refresh_from_db()
+    assert leased.done_at is None and leased.leased_to == colleague

@@ -22,6 +22,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from relabel.models import Candidate, Run
@@ -123,11 +124,14 @@ def resolve(path: Path, rows: list[Row]) -> tuple[dict[str, Any], dict[tuple[int
     users = {u.username: u for u in User.objects.filter(username__in={r.rater for r in rows})}
     runs = set(Run.objects.filter(pk__in={r.run_id for r in rows}).values_list("pk", flat=True))
     candidates: dict[tuple[int, str], int] = {}
+    vetoed: set[tuple[int, str]] = set()
     for run_id in runs:
         wanted = {r.trajectory for r in rows if r.run_id == run_id}
         found = Candidate.objects.filter(run_id=run_id, trajectory__external_id__in=wanted)
-        for pk, external_id in found.values_list("pk", "trajectory__external_id"):
+        for pk, external_id, gate in found.values_list("pk", "trajectory__external_id", "gate"):
             candidates[(run_id, external_id)] = pk
+            if gate == Candidate.Gate.REJECTED:
+                vetoed.add((run_id, external_id))
     for r in rows:
         if r.rater not in users:
             raise BadLine(path, r.line, "rater", f"no user named {r.rater!r}")
@@ -137,21 +141,32 @@ def resolve(path: Path, rows: list[Row]) -> tuple[dict[str, Any], dict[tuple[int
             raise BadLine(
                 path, r.line, "trajectory", f"{r.trajectory!r} has no candidate in run {r.run_id}"
             )
+        if (r.run_id, r.trajectory) in vetoed:
+            # The gate's rejection (a judge's veto, or too low a confidence) is binding: such a
+            # candidate is never reviewed, so a verdict must not bring it back into the export.
+            raise BadLine(
+                path,
+                r.line,
+                "trajectory",
+                f"{r.trajectory!r} was rejected by the gate in run "
+                f"{r.run_id}: it is not for review",
+            )
     return users, candidates
 
 
 def plan(path: Path, rows: list[Row], users: dict, candidates: dict) -> tuple[list[Verdict], int]:
     """The verdicts to create, after refusing a second opinion of one rater on one candidate."""
-    existing: dict[tuple[int, int, str], Verdict] = {}
+    # One verdict per rater and candidate, whatever its kind (curation or audit).
+    existing: dict[tuple[int, int], Verdict] = {}
     for v in Verdict.objects.filter(
         candidate_id__in=set(candidates.values()), undone_by__isnull=True
     ).exclude(decision__in=[Verdict.Decision.UNDO, Verdict.Decision.SKIP]):
-        existing[(v.candidate_id, v.rater_id, v.kind)] = v
-    seen: dict[tuple[int, int, str], int] = {}
+        existing[(v.candidate_id, v.rater_id)] = v
+    seen: dict[tuple[int, int], int] = {}
     new, skipped = [], 0
     for r in rows:
         rater, cid = users[r.rater], candidates[(r.run_id, r.trajectory)]
-        key = (cid, rater.pk, r.kind)
+        key = (cid, rater.pk)
         if key in seen:
             raise BadLine(path, r.line, "rater", f"{r.rater} already rated it on line {seen[key]}")
         seen[key] = r.line
@@ -180,11 +195,14 @@ def plan(path: Path, rows: list[Row], users: dict, candidates: dict) -> tuple[li
 
 
 def close_task(verdict: Verdict, now: Any) -> None:
-    """Marks one open queue slot of the candidate done, so nobody is asked to rate it again."""
+    """Marks one open queue slot of the candidate done, so nobody is asked to rate it again: the
+    rater's own lease first, else a free slot; never a slot someone else is rating right now."""
+    open_tasks = ReviewTask.objects.filter(
+        candidate_id=verdict.candidate_id, kind=verdict.kind, done_at__isnull=True
+    )
     open_task = (
-        ReviewTask.objects.filter(
-            candidate_id=verdict.candidate_id, kind=verdict.kind, done_at__isnull=True
-        )
+        open_tasks.filter(leased_to=verdict.rater).first()
+        or open_tasks.filter(Q(leased_to__isnull=True) | Q(lease_expires__lte=now))
         .order_by("slot")
         .first()
     )
