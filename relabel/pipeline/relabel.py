@@ -11,7 +11,9 @@ from typing import Any
 
 from relabel.backends import Backend, ItemContext
 
-WORD = re.compile(r"[a-z0-9$%.]+")
+# Words in any script; scripts written without spaces (Chinese, Japanese; Korean syllables too)
+# count each character as a word, so the quoting checks still see runs of them.
+WORD = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]|(?:[^\W_]|[$%.])+")
 SHARED_RUN = 6  # this many consecutive words of the original goal count as quoting it
 MENTIONS = re.compile(
     r"\b(original|initial|given|assigned)\s+(goal|task|instruction|request|question)\b", re.I

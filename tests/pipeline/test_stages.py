@@ -297,3 +297,15 @@ def test_the_rules_backend_fills_all_three_bins_on_the_bundled_sample(relabel_no
         assert goal_problem(candidate.hindsight_goal, candidate.trajectory.goal) == ""
         assert candidate.judges and candidate.aggregation["method"] == "min"
         assert candidate.gate_reason
+
+
+def test_goals_in_scripts_without_spaces_are_judged_like_any_other():
+    original = "找到价格最低的铜线供应商并报告其最小起订量"
+    assert goal_problem("比较各供应商的每公斤价格和起订量并报告起订量最低的选项", original) == ""
+    assert "consecutive words" in goal_problem("找到价格最低的铜线供应商并报告", original)
+
+
+def test_accented_words_are_words():
+    original = "Réserve une table au café de Zürich pour deux personnes ce soir"
+    assert goal_problem("Trouve les horaires d'ouverture du café près de Zürich", original) == ""
+    assert goal_problem(original.upper(), original) == "the goal is the original goal"
