@@ -159,5 +159,5 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "WARNING")},
-    "loggers": {"agenther": {"level": env_str("LOG_LEVEL", "INFO"), "propagate": True}},
+    "loggers": {"agenther": {"level": env_str("LOG_LEVEL", "WARNING"), "propagate": True}},
 }

@@ -372,7 +372,9 @@ def process_item(run: Run, backend: Backend, item: RunItem, steps: list[Step]) -
         release(item.pk, log)
         raise
     except Exception as exc:
-        logger.warning("run %s, trajectory %s: %s", run.pk, trajectory.pk, exc)
+        # Recorded on the item (visible, retryable); a warning on stderr would only clutter
+        # command output, `--json` above all.
+        logger.info("run %s, trajectory %s: %s", run.pk, trajectory.pk, exc)
         fields = {"status": RunItem.Status.ERROR, "error": f"{type(exc).__name__}: {exc}"[:4000]}
         candidate = None
     return save_result(run, item, log, fields, candidate)

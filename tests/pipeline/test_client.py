@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from decimal import Decimal
 
 import pytest
@@ -75,11 +76,14 @@ def test_malformed_output_is_asked_again_and_then_accepted(faulty_server, relabe
 
 
 def test_a_trajectory_that_always_gets_malformed_output_errors_and_the_run_goes_on(
-    llm_server, relabel_now
+    llm_server, relabel_now, caplog
 ):
     dataset = failures(2)
     broken = make_trajectory(dataset, goal="TEST-MALFORMED find the suppliers")
-    run = relabel_now(dataset, "openai", malformed_retries=1)
+    with caplog.at_level(logging.WARNING, logger="agenther"):
+        run = relabel_now(dataset, "openai", malformed_retries=1)
+    # Recorded on the item, not shouted on stderr (where it would break `relabel --json`).
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text
     item = RunItem.objects.get(run=run, trajectory=broken)
     assert item.status == RunItem.Status.ERROR
     assert "MalformedOutput" in item.error and "detect" in item.error
