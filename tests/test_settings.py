@@ -67,3 +67,20 @@ def test_an_in_process_task_prints_nothing_on_stderr(tmp_path):
         [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True
     )
     assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+
+
+def test_adduser_without_a_password_or_a_terminal_says_what_to_do(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "CELERY_BROKER_URL"}
+    env.update(DEBUG="1", DATABASE_URL=f"sqlite:///{tmp_path}/db.sqlite3")
+    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
+    result = subprocess.run(
+        [sys.executable, "manage.py", "adduser", "zoe", "--role", "annotator"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
+    assert result.returncode != 0
+    assert "pass --password when there is no terminal" in result.stderr
+    assert "Traceback" not in result.stderr

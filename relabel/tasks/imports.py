@@ -42,7 +42,7 @@ def import_upload(job_id: int) -> None:
         )
     except TrajectoryImportError as err:
         # The file sits on the server under another name: show the user the one they uploaded.
-        _finish(job, ImportJob.Status.FAILED, error=str(err).replace(job.path, job.original_name))
+        _finish(job, ImportJob.Status.FAILED, error=shown_error(job, err))
     except Exception as err:  # a bug, not bad input: the job must still end, and say so
         logger.exception("import job %s failed", job.pk)
         _finish(
@@ -51,6 +51,14 @@ def import_upload(job_id: int) -> None:
     else:
         job.summary = summary.as_dict()
         _finish(job, ImportJob.Status.DONE)
+
+
+def shown_error(job: ImportJob, err: TrajectoryImportError) -> str:
+    """The error with the server's paths replaced by what the user uploaded: the file itself, or
+    ``archive.zip: member/path`` for a file inside an uploaded archive."""
+    unpacked = str(Path(job.path).parent / "unpacked") + "/"
+    text = str(err).replace(unpacked, f"{job.original_name}: ")
+    return text.replace(job.path, job.original_name)
 
 
 def _finish(job: ImportJob, status: str, error: str = "") -> None:

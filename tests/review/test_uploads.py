@@ -119,3 +119,15 @@ def test_a_bad_mapping_is_refused_before_anything_is_saved(admin_client_, upload
     assert "Upload refused: mapping:" in response.content.decode()
     assert "is not KEY=FIELD" in response.content.decode()
     assert not ImportJob.objects.exists()
+
+
+def test_an_error_inside_an_archive_names_the_archive_and_the_member_not_server_paths(
+    admin_client_, uploads, django_capture_on_commit_callbacks
+):
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("runs/bad.json", '[{"trajectory_id": "x", "steps": "nope"}]')
+    job = upload(admin_client_, "runs.zip", buffer.getvalue(), django_capture_on_commit_callbacks)
+    assert job.status == "failed"
+    assert job.error.startswith("runs.zip: ") and "bad.json" in job.error
+    assert str(uploads) not in job.error

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import getpass
+import sys
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -39,8 +40,11 @@ class Command(BaseCommand):
         self.stdout.write(f"{verb} {user.username} with role {opts['role']}")
 
     def _ask_password(self) -> str:
+        if not sys.stdin.isatty():
+            raise CommandError("no password given: pass --password when there is no terminal")
         first = getpass.getpass("Password: ")
-        if first != getpass.getpass("Password (again): "):
+        again = getpass.getpass("Password (again): ")
+        if first != again:
             raise CommandError("the two passwords differ")
         if not first:
             raise CommandError("a password is required")
