@@ -40,13 +40,6 @@ REJECT_CODES = {code for code, _ in REJECT_REASONS}
 # Blind items offer the same accept / reject as every other item (different words would give them
 # away); on an audit task they are recorded as the audit's valid / invalid.
 AUDIT_MEANING = {D.ACCEPT: D.VALID, D.REJECT: D.INVALID}
-STATE_OF = {
-    D.ACCEPT: Candidate.ReviewState.ACCEPTED,
-    D.EDIT: Candidate.ReviewState.EDITED,
-    D.REJECT: Candidate.ReviewState.REJECTED,
-    D.VALID: Candidate.ReviewState.ACCEPTED,
-    D.INVALID: Candidate.ReviewState.REJECTED,
-}
 
 
 class DecisionError(Exception):
@@ -69,19 +62,29 @@ def check_decision(
 
 
 def refresh_candidate(candidate: Candidate) -> None:
-    """Recomputes review_state and final_goal from the latest effective verdict."""
-    latest = (
-        Verdict.objects.filter(
-            candidate=candidate,
-            decision__in=JUDGING_DECISIONS,
-            undone_by__isnull=True,
-        )
-        .order_by("-id")
-        .first()
-    )
-    candidate.review_state = STATE_OF[latest.decision] if latest else "unreviewed"
-    edited = latest is not None and latest.decision == D.EDIT
-    candidate.final_goal = latest.edited_goal if edited else candidate.hindsight_goal
+    """Recomputes review_state and final_goal from each rater's latest effective verdict.
+
+    With several raters the majority decides, a tie counting against the goal: the same rule the
+    precision figures use, so what is exported is the set they describe.
+    """
+    latest_per_rater: dict[int, Verdict] = {}
+    verdicts = Verdict.objects.filter(
+        candidate=candidate, decision__in=JUDGING_DECISIONS, undone_by__isnull=True
+    ).order_by("id")
+    for verdict in verdicts:
+        latest_per_rater[verdict.rater_id] = verdict
+    effective = sorted(latest_per_rater.values(), key=lambda v: v.id)
+    approving = [v for v in effective if v.decision in (D.ACCEPT, D.EDIT, D.VALID)]
+    edits = [v for v in approving if v.decision == D.EDIT]
+    if not effective:
+        state = Candidate.ReviewState.UNREVIEWED
+    elif len(approving) * 2 <= len(effective):
+        state = Candidate.ReviewState.REJECTED
+    else:
+        state = Candidate.ReviewState.EDITED if edits else Candidate.ReviewState.ACCEPTED
+    candidate.review_state = state
+    edited = state == Candidate.ReviewState.EDITED
+    candidate.final_goal = edits[-1].edited_goal if edited else candidate.hindsight_goal
     candidate.save(update_fields=["review_state", "final_goal"])
 
 

@@ -63,3 +63,23 @@ def test_undoing_an_invalid_audit_verdict_puts_the_goal_back_in_the_export(annot
     candidate.refresh_from_db()
     assert candidate.review_state == Candidate.ReviewState.UNREVIEWED
     assert export_goals(run, tmp_path / "b") == {candidate.final_goal}
+
+
+def test_when_raters_disagree_the_majority_decides_what_is_exported(
+    annotator, colleague, researcher, tmp_path
+):
+    run = make_run(review={"raters_per_candidate": 3})
+    candidate = make_candidate(run, confidence=0.3)
+    populate_queue(run)
+    record_decision(next_task_for(annotator).pk, annotator, "reject")
+    record_decision(next_task_for(colleague).pk, colleague, "accept")
+    candidate.refresh_from_db()
+    assert candidate.review_state == Candidate.ReviewState.REJECTED  # a tie is not approval
+    assert export_goals(run, tmp_path / "a") == set()
+    assert run_figures(run)["export_precision"]["exportable"] == 0
+
+    record_decision(next_task_for(researcher).pk, researcher, "edit", edited_goal="Report X")
+    candidate.refresh_from_db()
+    assert (candidate.review_state, candidate.final_goal) == ("edited", "Report X")
+    assert export_goals(run, tmp_path / "b") == {"Report X"}
+    assert run_figures(run)["export_precision"]["exportable"] == 1
