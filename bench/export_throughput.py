@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import subprocess
 import sys
@@ -26,18 +25,14 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+import benchdjango  # noqa: E402  (bench/ is on sys.path when run as a script)
+
 BATCH = 5000
 
 
 def setup_django(database_url: str) -> None:
-    os.environ["DATABASE_URL"] = database_url
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "agenther_site.settings")
-    # DEBUG would keep every query's SQL in memory (bulk inserts of 5,000 rows included).
-    os.environ["DEBUG"] = os.environ["DJANGO_DEBUG"] = "0"
-    os.environ.setdefault("SECRET_KEY", "export-bench-only")
-    import django
-
-    django.setup()
+    benchdjango.setup_django(database_url, "export")
 
 
 def seed(rows: int) -> int:

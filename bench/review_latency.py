@@ -32,6 +32,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+import benchdjango  # noqa: E402  (bench/ is on sys.path when run as a script)
+
 BATCH = 5000
 RATERS = 5
 TASK_URL = re.compile(r'action="/review/tasks/(\d+)/"')
@@ -65,14 +68,7 @@ def drop_database(server: str, name: str) -> None:
 
 
 def setup_django(database_url: str) -> None:
-    os.environ["DATABASE_URL"] = database_url
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "agenther_site.settings")
-    # DEBUG keeps every query's SQL in memory: off, as in production.
-    os.environ["DEBUG"] = os.environ["DJANGO_DEBUG"] = "0"
-    os.environ.setdefault("SECRET_KEY", "review-bench-only")
-    import django
-
-    django.setup()
+    benchdjango.setup_django(database_url, "review")
 
 
 def seed(n: int) -> None:
