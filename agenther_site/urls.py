@@ -8,7 +8,7 @@ urlpatterns = [
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
-    path("precision/", include("review.precision_urls")),
-    path("exports/", include("relabel.exports.urls")),
+    path("precision/", include("review.precision.urls")),
+    path("exports/", include("review.exports.urls")),
     path("", include("review.urls")),
 ]

@@ -120,9 +120,9 @@ def peak_memory_mb() -> float:
 
 
 def export_only(run_id: int, out: str) -> None:
-    from relabel.exports.options import ExportOptions
-    from relabel.exports.runner import export_to_directory
     from relabel.models import Run
+    from review.exports.options import ExportOptions
+    from review.exports.writer import export_to_directory
 
     started = time.perf_counter()
     manifest = export_to_directory(Run.objects.get(pk=run_id), ExportOptions("sft"), Path(out))

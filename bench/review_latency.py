@@ -203,8 +203,8 @@ def measure(requests: int) -> dict[str, object]:
     from django.test import Client
 
     from relabel.models import Candidate
+    from relabel.roles import grant_role
     from review.models import ReviewTask
-    from review.roles import grant_role
 
     clients = []
     batch = time.time_ns()  # a kept database gets new raters each time

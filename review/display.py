@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from relabel.messages import step_messages
+from relabel.chat import step_messages
 from relabel.models import Candidate, Step, Trajectory
 
 # Observations longer than this (characters or lines) start collapsed.
@@ -77,7 +77,7 @@ class StepView:
 
 
 def step_view(step: Step) -> StepView:
-    """One step as the one messages conversion (relabel.messages) sees it."""
+    """One step as the one messages conversion (relabel.chat) sees it."""
     assistant, *replies = step_messages(step)
     calls = [
         (c["function"]["name"], pretty_arguments(c["function"]["arguments"]))

@@ -1,6 +1,6 @@
 """Pages of the studio: home, the review queue, decisions, browsing candidates, runs.
 
-Every view checks its role first (review.roles.require_role). Pages work without JavaScript;
+Every view checks its role first (relabel.roles.require_role). Pages work without JavaScript;
 htmx requests get the page's named partial instead of the whole page.
 """
 
@@ -22,6 +22,7 @@ from django_htmx.http import HttpResponseStopPolling
 
 from relabel.models import Candidate, Dataset, ImportJob, Run, RunItem
 from relabel.pipeline import runner
+from relabel.roles import has_role, require_role
 from relabel.tasks.imports import import_upload
 from review import display, queue
 from review.decisions import (
@@ -34,7 +35,6 @@ from review.decisions import (
 )
 from review.forms import CandidateFilterForm, DecisionForm, StartRunForm, UploadForm
 from review.models import ReviewTask
-from review.roles import has_role, require_role
 
 PAGE_SIZE = 50
 ACTIVE_RUN = (Run.Status.PENDING, Run.Status.RUNNING)

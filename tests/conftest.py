@@ -9,7 +9,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.test import Client
 
-from review.roles import grant_role
+from relabel.roles import grant_role
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = Path(os.environ.get("AGENTHER_SHARED_DATA", ROOT.parent / "shared" / "data"))

@@ -9,8 +9,8 @@ from django.contrib.auth.models import User
 from django.core.management import call_command
 
 from relabel.models import Candidate, Run
+from relabel.roles import role_of
 from review.models import ReviewTask
-from review.roles import role_of
 
 
 @pytest.mark.django_db(transaction=True)

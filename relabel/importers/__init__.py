@@ -12,7 +12,15 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from types import ModuleType
 
-from relabel.importers import agenther, browsergym, messages, swe_agent, taubench, toolbench
+from relabel.importers import (
+    agenther,
+    browsergym,
+    message_logs,
+    swe_agent,
+    taubench,
+    toolbench,
+)
+from relabel.importers.autodetect import detect
 from relabel.importers.base import (
     ImportSummary,
     Parsed,
@@ -20,7 +28,6 @@ from relabel.importers.base import (
     TrajectoryImportError,
     save_unit,
 )
-from relabel.importers.detect import detect
 
 __all__ = [
     "FORMATS",
@@ -33,10 +40,10 @@ __all__ = [
 ]
 
 MODULES: dict[str, ModuleType] = {
-    m.NAME: m for m in (agenther, browsergym, toolbench, taubench, messages, swe_agent)
+    m.NAME: m for m in (agenther, browsergym, toolbench, taubench, message_logs, swe_agent)
 }
 FORMATS = list(MODULES)
-MAP_KEYS = messages.MAP_KEYS
+MAP_KEYS = message_logs.MAP_KEYS
 SAMPLE_DIR = Path(__file__).resolve().parent.parent / "sample"
 SAMPLE_PATHS = [
     SAMPLE_DIR / "agenther.jsonl",
@@ -84,7 +91,7 @@ def import_paths(
         raise TrajectoryImportError("--dataset", "a dataset name is required")
     units = plan(paths, fmt, mapping)
     names = sorted({module.NAME for module, _ in units})
-    if mapping and names != [messages.NAME]:
+    if mapping and names != [message_logs.NAME]:
         raise TrajectoryImportError(
             "--map", f"applies to the messages format only (these paths are {', '.join(names)})"
         )

@@ -1,6 +1,6 @@
 """The one place prompts are built: versioned, with a JSON schema per stage, budgeted in tokens.
 
-Every prompt shows the trajectory the same way: the steps as relabel.messages renders them, each
+Every prompt shows the trajectory the same way: the steps as relabel.chat renders them, each
 under a ``### Step N`` header (N is the 0-based Step.index the stages ground achievements to),
 with observations, thoughts and arguments cut to a budget so that the whole prompt stays within
 ``max_prompt_tokens`` (estimated offline by relabel.tokens). A WebArena step carries tens of KB
@@ -18,8 +18,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from relabel.chat import step_messages
 from relabel.config import PROMPT_VERSION
-from relabel.messages import step_messages
 from relabel.models import RunItem, Step, Trajectory
 from relabel.tokens import TRUNCATION_MARK, estimate_tokens, truncate_to_tokens
 

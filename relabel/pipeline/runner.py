@@ -43,8 +43,8 @@ from relabel.models import Candidate, Dataset, LLMCall, Run, RunItem, Step
 from relabel.pipeline.detect import detect_failure
 from relabel.pipeline.extract import extract_outcome
 from relabel.pipeline.gate import aggregate, gate
+from relabel.pipeline.hindsight import relabel_attempts
 from relabel.pipeline.judges import run_panel
-from relabel.pipeline.relabel import relabel_attempts
 
 logger = logging.getLogger("agenther.pipeline")
 

@@ -13,7 +13,7 @@ __all__: list[str] = ["export_run"]
 def export_run(job_id: int) -> None:
     """Writes ExportJob ``job_id``'s files. Idempotent: a finished job is left alone, a job whose
     worker died is written again from the start into the same directory."""
-    from relabel.exports.runner import run_export
+    from review.exports.writer import run_export
 
     job = ExportJob.objects.select_related("run", "run__dataset", "created_by").filter(pk=job_id)
     job = job.first()

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from relabel.exports.options import ExportOptions
-from relabel.exports.runner import export_to_directory
-from relabel.exports.sharegpt import conversation
 from relabel.tokens import estimate_tokens
+from review.exports.options import ExportOptions
+from review.exports.sharegpt import conversation
+from review.exports.writer import export_to_directory
 from tests.exports.checks import (
     check_messages,
     check_preference,

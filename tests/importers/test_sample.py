@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
+from relabel.chat import trajectory_messages
 from relabel.importers import SAMPLE_PATHS, import_sample
-from relabel.messages import trajectory_messages
 from relabel.models import Step, Trajectory
 
 

@@ -11,7 +11,7 @@ from django.core.management import call_command
 from relabel.models import Candidate
 from review.decisions import record_decision, undo_last
 from review.models import ReviewTask
-from review.precision import run_figures
+from review.precision.figures import run_figures
 from review.queue import next_task_for, populate_queue
 from tests.factories import make_candidate, make_run
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from relabel.llm.test_server import LLMTestServer, start_in_thread
+from relabel.llm.offline_server import LLMTestServer, start_in_thread
 from relabel.models import Dataset, Run
 from relabel.pipeline.runner import start_run
 

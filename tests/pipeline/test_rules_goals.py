@@ -18,7 +18,7 @@ from relabel.config import default_config
 from relabel.importers import import_sample
 from relabel.llm.client import CallLog
 from relabel.models import Candidate, Dataset, RunItem
-from relabel.pipeline.relabel import goal_problem
+from relabel.pipeline.hindsight import goal_problem
 from tests.factories import make_dataset, make_trajectory
 
 pytestmark = pytest.mark.django_db

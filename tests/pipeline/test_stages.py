@@ -14,7 +14,7 @@ from relabel.llm.client import CallLog
 from relabel.models import Candidate, LLMCall, RunItem
 from relabel.pipeline.extract import extract_outcome
 from relabel.pipeline.gate import aggregate, gate
-from relabel.pipeline.relabel import goal_problem, relabel_attempts
+from relabel.pipeline.hindsight import goal_problem, relabel_attempts
 from relabel.pipeline.runner import run_summary
 from tests.factories import make_dataset, make_trajectory
 
@@ -213,7 +213,7 @@ def test_a_judge_veto_is_binding_whatever_the_confidence(llm_server, relabel_now
 
 
 def test_each_judge_asks_its_own_model_at_its_own_endpoint(llm_server, relabel_now, settings):
-    from relabel.llm.test_server import start_in_thread
+    from relabel.llm.offline_server import start_in_thread
 
     other = start_in_thread()
     try:

@@ -21,7 +21,7 @@ import pytest
 import redis
 from django.db import connection
 
-from relabel.llm.test_server import start_in_thread
+from relabel.llm.offline_server import start_in_thread
 from relabel.models import Candidate, Run, RunItem
 from tests.factories import make_dataset, make_trajectory
 

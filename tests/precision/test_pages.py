@@ -13,9 +13,9 @@ from django.core.management import CommandError, call_command
 from django.test import Client
 from django.urls import reverse
 
+from relabel.roles import grant_role
 from review.models import Verdict
-from review.precision_format import show, show_ece, show_kappa, show_threshold
-from review.roles import grant_role
+from review.precision.format import show, show_ece, show_kappa, show_threshold
 from tests.factories import make_candidate, make_run, make_trajectory
 
 pytestmark = pytest.mark.django_db

@@ -7,13 +7,13 @@ import random
 
 import pytest
 
-from review import stats
+from review.precision import stats
 
 Z = 1.959963984540054
 
 
 def closed_form_wilson(k: int, n: int) -> tuple[float, float]:
-    """Wilson (1927), written out independently of review.stats."""
+    """Wilson (1927), written out independently of review.precision.stats."""
     p = k / n
     denominator = 1 + Z**2 / n
     centre = p + Z**2 / (2 * n)

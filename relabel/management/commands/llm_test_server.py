@@ -1,4 +1,4 @@
-"""Serve the OpenAI-compatible test server (relabel.llm.test_server) until interrupted.
+"""Serve the OpenAI-compatible test server (relabel.llm.offline_server) until interrupted.
 
     manage.py llm_test_server --port 8765 [--latency-ms 200] [--error-rate 0.05]
                               [--malformed-rate 0.05] [--seed 0]
@@ -12,7 +12,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from relabel.llm.test_server import Behaviour, LLMTestServer
+from relabel.llm.offline_server import Behaviour, LLMTestServer
 
 
 def rate(value: str) -> float:

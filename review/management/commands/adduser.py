@@ -9,7 +9,7 @@ from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from review.roles import ROLES, grant_role
+from relabel.roles import ROLES, grant_role
 
 
 class Command(BaseCommand):

@@ -7,8 +7,8 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from relabel.models import Run
-from review.precision import DEFAULT_BINS, DEFAULT_TARGET, run_figures
-from review.precision_format import report_lines
+from review.precision.figures import DEFAULT_BINS, DEFAULT_TARGET, run_figures
+from review.precision.format import report_lines
 
 
 def probability(text: str) -> float:

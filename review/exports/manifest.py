@@ -13,8 +13,8 @@ from typing import Any
 
 from django.utils import timezone
 
-from relabel.exports.options import ExportOptions
 from relabel.models import Run
+from review.exports.options import ExportOptions
 
 FILE = "manifest.json"
 logger = logging.getLogger("agenther.exports")
@@ -34,7 +34,7 @@ def precision_estimate(run: Run) -> dict[str, Any]:
     A missing or failing estimate is recorded as such: it never costs the export itself.
     """
     try:
-        from review.precision import run_figures
+        from review.precision.figures import run_figures
     except ImportError:
         return {"available": False, "reason": "review.precision is not installed"}
     try:

@@ -11,9 +11,9 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
-from relabel.exports.options import DEFAULT_OBSERVATION_TOKENS, FORMATS, ExportError, ExportOptions
-from relabel.exports.runner import export_to_directory
 from relabel.models import Run
+from review.exports.options import DEFAULT_OBSERVATION_TOKENS, FORMATS, ExportError, ExportOptions
+from review.exports.writer import export_to_directory
 
 
 class Command(BaseCommand):

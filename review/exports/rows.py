@@ -14,8 +14,8 @@ from typing import Any
 
 from django.db.models import Exists, F, OuterRef, Q, QuerySet
 
-from relabel.exports.options import ExportOptions
 from relabel.models import Candidate, Run, RunItem, Step, Trajectory
+from review.exports.options import ExportOptions
 from review.models import Verdict
 
 CHUNK_SIZE = 500
@@ -67,7 +67,7 @@ DATASET_NAME = F("trajectory__dataset__name")
 
 
 class StepRow:
-    """A step as relabel.messages reads it, without the cost of a model instance (steps are most
+    """A step as relabel.chat reads it, without the cost of a model instance (steps are most
     of an export's rows). ``tool_call_id`` is the model's own property, so ids cannot drift."""
 
     __slots__ = STEP_FIELDS

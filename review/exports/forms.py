@@ -4,8 +4,8 @@ from typing import Any
 
 from django import forms
 
-from relabel.exports.options import DEFAULT_OBSERVATION_TOKENS, FORMATS, ExportError, ExportOptions
 from relabel.models import Run
+from review.exports.options import DEFAULT_OBSERVATION_TOKENS, FORMATS, ExportError, ExportOptions
 
 
 class RunChoiceField(forms.ModelChoiceField):

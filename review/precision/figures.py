@@ -2,7 +2,7 @@
 
 ``run_figures(run)`` is the one place that turns the database into numbers: the page, the JSON
 and CSV downloads, the ``precision`` command and the export manifests (``export_precision``)
-all use it. The statistics themselves live in review.stats; the method is written up in
+all use it. The statistics themselves live in review.precision.stats; the method is written up in
 review/precision-README-section.md.
 
 Which verdicts count: verdicts are append-only; an undo cancels the verdict it points at (an
@@ -26,8 +26,8 @@ from django.conf import settings
 from django.db.models import Count
 
 from relabel.models import Candidate, Run, RunItem
-from review import stats
 from review.models import Verdict
+from review.precision import stats
 
 DEFAULT_TARGET = 0.97
 DEFAULT_BINS = 10

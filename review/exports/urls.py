@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from relabel.exports import views
+from review.exports import views
 
 app_name = "exports"
 urlpatterns = [

@@ -19,10 +19,10 @@ from typing import Any
 
 from django.db.models import Count, Q, QuerySet
 
-from relabel.exports import rows, sft
-from relabel.exports.options import ExportOptions
-from relabel.messages import trajectory_messages
+from relabel.chat import trajectory_messages
 from relabel.models import Candidate, Run, RunItem
+from review.exports import rows, sft
+from review.exports.options import ExportOptions
 
 HINDSIGHT_FILE = "dpo_hindsight.jsonl"
 SHARED_FILE = "dpo_shared_prompt.jsonl"

@@ -9,17 +9,16 @@ from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET
 
 from relabel.models import Run
-from review import precision_charts as charts
-from review import stats
-from review.precision import DEFAULT_TARGET, figures_csv, run_figures
-from review.precision_format import (
+from relabel.roles import require_role
+from review.precision import charts, stats
+from review.precision.figures import DEFAULT_TARGET, figures_csv, run_figures
+from review.precision.format import (
     pct,
     show,
     show_ece,
     show_kappa,
     show_threshold,
 )
-from review.roles import require_role
 
 
 def _run(run_id: int) -> Run:
@@ -41,7 +40,7 @@ def _target(request: HttpRequest) -> tuple[float, str]:
 
 
 def page_context(figures: dict[str, Any]) -> dict[str, Any]:
-    """Everything the run page shows, worded once (review.precision_format) for page and
+    """Everything the run page shows, worded once (review.precision.format) for page and
     command alike."""
     rows = charts.headline(figures)
     bucket_rows = [b for b in figures["by_bucket"] if b["strict"]["n"]]

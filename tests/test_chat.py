@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from relabel.messages import NO_FINAL_ANSWER, trajectory_messages
+from relabel.chat import NO_FINAL_ANSWER, trajectory_messages
 from relabel.models import Dataset, Step, Trajectory, compress_json
 
 

@@ -15,9 +15,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from relabel.exports import rows, sft
-from relabel.exports.options import ExportOptions
 from relabel.models import Candidate, Run, RunItem
+from review.exports import rows, sft
+from review.exports.options import ExportOptions
 
 FILE = "sharegpt.jsonl"
 SUCCESS_FILE = "sharegpt_successes.jsonl"
@@ -80,7 +80,7 @@ def conversation(messages: list[dict[str, Any]]) -> tuple[str, list[dict[str, st
             groups.append([turn])
     turns = [_merge(g) for g in groups]
     if turns and turns[0]["from"] not in USER_SIDE:
-        # Never happens with relabel.messages (it starts with the goal), but an empty human turn
+        # Never happens with relabel.chat (it starts with the goal), but an empty human turn
         # keeps the positions right rather than losing the row.
         turns.insert(0, {"from": "human", "value": ""})
     return system, turns

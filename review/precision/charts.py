@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from review.precision_format import show
+from review.precision.format import show
 
 # Interval chart: one row per figure, a [0, 1] axis.
 LABEL_W, PLOT_W, ROW_H, TOP, BOTTOM = 230, 420, 22, 16, 30

@@ -10,9 +10,9 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-from relabel.exports import rows
-from relabel.exports.options import ExportOptions
 from relabel.models import Candidate, Run, RunItem
+from review.exports import rows
+from review.exports.options import ExportOptions
 
 FILE = "verdicts.jsonl"
 CSV_FILE = "verdicts.csv"

@@ -10,11 +10,11 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django_htmx.http import HttpResponseStopPolling
 
-from relabel.exports.forms import ExportForm
-from relabel.exports.runner import KNOWN_FILES
 from relabel.models import ExportJob
+from relabel.roles import require_role
 from relabel.tasks.exports import export_run
-from review.roles import require_role
+from review.exports.forms import ExportForm
+from review.exports.writer import KNOWN_FILES
 
 FINISHED = (ExportJob.Status.DONE, ExportJob.Status.FAILED)
 

@@ -1,6 +1,6 @@
 """SFT rows: ``{"messages": [...], "weight": ..., "metadata": {...}}`` in OpenAI chat form.
 
-Tool calls are assistant ``tool_calls`` answered by ``tool`` messages, as relabel.messages builds
+Tool calls are assistant ``tool_calls`` answered by ``tool`` messages, as relabel.chat builds
 them, which is what TRL's SFTTrainer, axolotl's chat_template datasets and OpenAI fine-tuning
 read. ``metadata`` carries the provenance; those tools ignore columns they do not know.
 """
@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from relabel.exports import rows
-from relabel.exports.options import ExportOptions
-from relabel.messages import trajectory_messages
+from relabel.chat import trajectory_messages
 from relabel.models import Candidate, Run, RunItem
+from review.exports import rows
+from review.exports.options import ExportOptions
 
 FILE = "sft.jsonl"
 SUCCESS_FILE = "sft_successes.jsonl"

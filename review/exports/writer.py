@@ -23,9 +23,9 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
-from relabel.exports import dpo, manifest, sft, sharegpt, verdicts
-from relabel.exports.options import ExportError, ExportOptions
 from relabel.models import ExportJob, Run
+from review.exports import dpo, manifest, sft, sharegpt, verdicts
+from review.exports.options import ExportError, ExportOptions
 
 logger = logging.getLogger("agenther.exports")
 Progress = Callable[[int, int], None]

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from review import precision_views as views
+from review.precision import views
 
 app_name = "precision"
 urlpatterns = [
