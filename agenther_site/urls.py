@@ -11,4 +11,5 @@ urlpatterns = [
     path("precision/", include("review.precision.urls")),
     path("exports/", include("review.exports.urls")),
     path("", include("review.urls")),
+    path("", include("relabel.urls")),
 ]

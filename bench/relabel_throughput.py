@@ -141,7 +141,8 @@ def main() -> int:
     from django.db.models import Avg
 
     from relabel.models import LLMCall
-    from relabel.pipeline.runner import run_summary, start_run
+    from relabel.pipeline.summary import run_summary
+    from relabel.runs import start_run
 
     server = start_server(port, args.latency_ms, dict(os.environ))
     try:

@@ -191,10 +191,10 @@ def next_task_plan(client) -> list[str]:
     from django.contrib.auth.models import User
     from django.utils import timezone
 
-    from review.queue import open_tasks_for
+    from review.models import ReviewTask
 
     user = User.objects.get(pk=client.session["_auth_user_id"])
-    plan = open_tasks_for(user, timezone.now())[:1].explain(analyze=True)
+    plan = ReviewTask.objects.open_for(user, timezone.now())[:1].explain(analyze=True)
     return [line.strip() for line in plan.splitlines() if "Scan" in line or "Execution" in line]
 
 

@@ -15,6 +15,10 @@ class RelabelConfig(AppConfig):
     _announced = False
 
     def ready(self) -> None:
+        from relabel.importers.jobs import import_upload
+        from relabel.models import ImportJob
+
+        ImportJob.performed_by(import_upload)
         # Say once, at start, where tasks will run: a silent fallback to in-process work would
         # surprise someone who meant to use workers.
         if settings.CELERY_TASK_ALWAYS_EAGER and not RelabelConfig._announced:

@@ -9,12 +9,22 @@ trajectory is kept zlib-compressed in ``Trajectory.raw`` so that nothing is ever
 from __future__ import annotations
 
 import json
+import logging
+import time
 import zlib
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 from django.conf import settings
-from django.db import models
-from django.db.models import Q
+from django.db import models, transaction
+from django.db.models import BooleanField, Count, ExpressionWrapper, Q, Sum
+from django.utils import timezone
+
+from relabel.config import DEFAULTS, check_review
+from relabel.signals import run_finished
+
+logger = logging.getLogger("agenther")
 
 
 def compress_json(value: Any) -> bytes:
@@ -209,21 +219,110 @@ class Run(models.Model):
     def reject_threshold(self) -> float:
         return float(self.config["reject_threshold"])
 
+    @property
+    def is_active(self) -> bool:
+        return self.status in (self.Status.PENDING, self.Status.RUNNING)
+
+    def review_settings(self) -> dict[str, Any]:
+        """The run's review section over the defaults, checked (a bad value names its key)."""
+        review = {**DEFAULTS["review"], **(self.config.get("review") or {})}
+        check_review(review, where=f"run {self.pk}")
+        return review
+
+    def counts(self) -> RunCounts:
+        """Where the run stands: its items by outcome and its candidates by gate and approval."""
+        return RunCounts(
+            **RunItem.objects.filter(run=self).counts(),
+            **Candidate.objects.filter(run=self).counts(),
+        )
+
+    def finish_if_done(self) -> bool:
+        """Marks the run finished once no item waits to be processed, and says so (once) to
+        whoever listens (the review side fills its queue), in the same transaction: a run is
+        never seen finished with its queue missing."""
+        if RunItem.objects.filter(run=self).pending().exists():
+            return False
+        with transaction.atomic():
+            finished = Run.objects.filter(pk=self.pk, status=Run.Status.RUNNING).update(
+                status=Run.Status.FINISHED, finished_at=timezone.now()
+            )
+            if finished:
+                self.refresh_from_db(fields=["status", "finished_at"])
+                self.announce_finished()
+        return bool(finished)
+
+    def announce_finished(self) -> None:
+        """Sends ``run_finished``; receivers must be idempotent (a resume sends it again)."""
+        run_finished.send(sender=Run, run=self)
+
+    def interrupt(self, error: str) -> None:
+        Run.objects.filter(pk=self.pk).update(status=Run.Status.INTERRUPTED, error=error[:4000])
+
+    def reopen(self) -> None:
+        Run.objects.filter(pk=self.pk).update(status=Run.Status.RUNNING, finished_at=None, error="")
+
+
+@dataclass(frozen=True)
+class RunCounts:
+    """A run's counts, from two aggregate queries (``Run.counts``): the one source of every
+    page, the run summary and the precision figures."""
+
+    total: int
+    done: int
+    successes: int
+    discarded: int
+    errors: int
+    by_status: dict[str, int]
+    candidates: int
+    auto_accepted: int
+    needs_review: int
+    rejected: int
+    approved: int
+
+    @property
+    def failures(self) -> int:
+        return self.total - self.successes
+
+    @property
+    def percent(self) -> int:
+        return round(100 * self.done / self.total) if self.total else 0
+
 
 class RunItemQuerySet(models.QuerySet):
     def for_run(self, run: Run) -> RunItemQuerySet:
         return self.filter(run=run)
 
     def pending(self) -> RunItemQuerySet:
+        """Not processed yet: what keeps a run from finishing."""
+        return self.filter(status=RunItem.Status.PENDING)
+
+    def unfinished(self) -> RunItemQuerySet:
+        """Pending, or ended in an error: what a resume processes (again)."""
         return self.exclude(status__in=RunItem.FINAL_STATUSES)
 
     def claimable(self, now: Any, token: str = "") -> RunItemQuerySet:
-        """Not finished, and not leased by a worker that may still be working on it (unless
+        """Unfinished, and not leased by a worker that may still be working on it (unless
         under ``token``: the same task, delivered again)."""
         free = Q(lease_until__isnull=True) | Q(lease_until__lt=now)
         if token:
             free |= Q(claim_token=token)
-        return self.pending().filter(free)
+        return self.unfinished().filter(free)
+
+    def counts(self) -> dict[str, Any]:
+        """The items by outcome, in one query."""
+        per_status = {str(s): Count("id", filter=Q(status=s)) for s in RunItem.Status.values}
+        row = self.aggregate(
+            **per_status, successes=Count("id", filter=Q(trajectory__success=True))
+        )
+        by_status = {s: row[s] for s in RunItem.Status.values if row[s]}
+        return {
+            "total": sum(by_status.values()),
+            "done": sum(n for s, n in by_status.items() if s != RunItem.Status.PENDING),
+            "successes": row["successes"],
+            "discarded": by_status.get(RunItem.Status.DISCARDED, 0),
+            "errors": by_status.get(RunItem.Status.ERROR, 0),
+            "by_status": by_status,
+        }
 
 
 class RunItem(models.Model):
@@ -300,6 +399,34 @@ class CandidateQuerySet(models.QuerySet):
     def rejected(self) -> CandidateQuerySet:
         return self.filter(gate=Candidate.Gate.REJECTED)
 
+    def approved(self) -> CandidateQuerySet:
+        """What is exported: the one home of the approval rule (see ``approved_q``)."""
+        return self.filter(approved_q())
+
+    def with_approval(self) -> CandidateQuerySet:
+        """Each candidate annotated with ``approved`` (read by ``Candidate.is_approved``)."""
+        return self.annotate(approved=ExpressionWrapper(approved_q(), output_field=BooleanField()))
+
+    def counts(self) -> dict[str, int]:
+        """The candidates by gate, and how many are approved, in one query."""
+        gate = Candidate.Gate
+        return self.aggregate(
+            candidates=Count("id"),
+            auto_accepted=Count("id", filter=Q(gate=gate.AUTO_ACCEPTED)),
+            needs_review=Count("id", filter=Q(gate=gate.NEEDS_REVIEW)),
+            rejected=Count("id", filter=Q(gate=gate.REJECTED)),
+            approved=Count("id", filter=approved_q()),
+        )
+
+
+def approved_q() -> Q:
+    """Approved (exportable): accepted or edited by the raters' majority, or auto-accepted by the
+    gate and not rejected by them. ``review_state`` is the raters' majority (review side)."""
+    state = Candidate.ReviewState
+    by_people = Q(review_state__in=[state.ACCEPTED, state.EDITED])
+    by_gate = Q(gate=Candidate.Gate.AUTO_ACCEPTED) & ~Q(review_state=state.REJECTED)
+    return by_people | by_gate
+
 
 class Candidate(models.Model):
     """A hindsight goal for one failed trajectory in one run, with how it was gated.
@@ -307,8 +434,9 @@ class Candidate(models.Model):
     ``judges`` holds one entry per panel judge:
     ``{"name", "model", "endpoint", "accept": bool, "confidence": float, "reason"}``.
     ``aggregation`` records how ``confidence`` was computed from the generator and the judges.
-    The human outcome lives in review.Verdict; ``final_goal`` is the goal to export (an edit
-    replaces the generated one) and ``review_state`` caches the latest human decision.
+    The human outcome lives on the review side; ``final_goal`` is the goal to export (an edit
+    replaces the generated one) and ``review_state`` caches the raters' majority, which the
+    review side sets through ``record_review``.
     """
 
     class Gate(models.TextChoices):
@@ -355,10 +483,30 @@ class Candidate(models.Model):
 
     @property
     def is_approved(self) -> bool:
-        """Exportable: auto-accepted and not rejected by a human, or accepted/edited by one."""
-        if self.review_state in (self.ReviewState.ACCEPTED, self.ReviewState.EDITED):
-            return True
-        return self.gate == self.Gate.AUTO_ACCEPTED and self.review_state != "rejected"
+        """``approved_q`` for this candidate: the annotation of ``with_approval`` when the
+        candidate was loaded with it, otherwise the same condition checked by the database."""
+        annotated = self.__dict__.get("approved")
+        if annotated is not None:
+            return bool(annotated)
+        return approved_q().check({"gate": self.gate, "review_state": self.review_state})
+
+    def record_review(self, state: str, final_goal: str) -> None:
+        """Stores the human outcome the review side computed (the raters' majority)."""
+        self.review_state, self.final_goal = state, final_goal
+        self.save(update_fields=["review_state", "final_goal"])
+
+
+class LLMCallQuerySet(models.QuerySet):
+    def totals(self) -> dict[str, Any]:
+        """Calls, cached calls, tokens and cost, in one query."""
+        row = self.aggregate(
+            llm_calls=Count("id"),
+            cached_calls=Count("id", filter=Q(cached=True)),
+            prompt_tokens=Sum("prompt_tokens"),
+            completion_tokens=Sum("completion_tokens"),
+            cost_usd=Sum("cost_usd"),
+        )
+        return {**row, **{k: row[k] or 0 for k in ("prompt_tokens", "completion_tokens")}}
 
 
 class LLMCall(models.Model):
@@ -379,6 +527,8 @@ class LLMCall(models.Model):
     error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
+    objects = LLMCallQuerySet.as_manager()
+
     class Meta:
         indexes = [models.Index(fields=["run", "stage"])]
 
@@ -398,14 +548,102 @@ class LLMCacheEntry(models.Model):
         return f"cached {self.model} response {self.key[:12]}"
 
 
-class ImportJob(models.Model):
-    """A trajectory file uploaded through the UI and imported in the background."""
+class JobError(Exception):
+    """A job that cannot be done for a reason its user can act on: shown to them as it is."""
+
+
+JobPerformer = Callable[["BackgroundJob"], dict[str, Any]]
+
+
+class BackgroundJob(models.Model):
+    """Work a user started from a page (an import, an export) and follows there.
+
+    One worker claims it (``claim``), reports progress, and ends it with ``finish`` (the result
+    fields) or ``fail`` (a message for the user). What the work is, each app says in its
+    ``ready()`` with ``performed_by``: the performer takes the job and returns the fields to
+    store, or raises JobError. ``relabel.tasks.jobs`` runs any job by its model and id.
+    """
 
     class Status(models.TextChoices):
         PENDING = "pending"
         RUNNING = "running"
         DONE = "done"
         FAILED = "failed"
+
+    ACTIVE = (Status.PENDING, Status.RUNNING)
+    # Seconds the task running a job may take (None: the settings' default task limits).
+    SOFT_TIME_LIMIT: ClassVar[int | None] = None
+    TIME_LIMIT: ClassVar[int | None] = None
+    # Progress is written at most this often (seconds), and always when the work is done.
+    PROGRESS_INTERVAL: ClassVar[float] = 0.5
+    performer: ClassVar[JobPerformer | None] = None
+
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
+    progress = models.PositiveIntegerField(default=0)
+    total = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        abstract = True
+
+    @classmethod
+    def performed_by(cls, performer: JobPerformer) -> None:
+        cls.performer = staticmethod(performer)
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in self.ACTIVE
+
+    def _update(self, **fields: Any) -> int:
+        for name, value in fields.items():
+            setattr(self, name, value)
+        return type(self).objects.filter(pk=self.pk).update(**fields)
+
+    def claim(self) -> bool:
+        """Takes the job: pending, or running when its worker died and the task came back."""
+        claimed = (
+            type(self)
+            .objects.filter(pk=self.pk, status__in=self.ACTIVE)
+            .update(status=self.Status.RUNNING, error="", progress=0)
+        )
+        if claimed:
+            self.status, self.error, self.progress = self.Status.RUNNING, "", 0
+        return bool(claimed)
+
+    def report_progress(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        if done < total and now - getattr(self, "_reported_at", 0.0) < self.PROGRESS_INTERVAL:
+            return
+        self._reported_at = now
+        self._update(progress=done, total=total)
+
+    def finish(self, **results: Any) -> None:
+        self._update(status=self.Status.DONE, finished_at=timezone.now(), **results)
+
+    def fail(self, error: str) -> None:
+        self._update(status=self.Status.FAILED, error=error, finished_at=timezone.now())
+
+    def execute(self) -> None:
+        """Claims the job, performs it and records how it ended; a second delivery of a job
+        already ended does nothing."""
+        if not self.claim():
+            return
+        try:
+            results = self.performer(self)
+        except JobError as exc:
+            self.fail(str(exc))
+        except Exception as exc:  # a bug, not bad input: the job must still end, and say so
+            logger.exception("%s %s failed", self._meta.label, self.pk)
+            self.fail(f"unexpected error: {type(exc).__name__}: {exc}")
+        else:
+            self.finish(**results)
+
+
+class ImportJob(BackgroundJob):
+    """A trajectory file uploaded through the UI and imported in the background."""
 
     dataset_name = models.CharField(max_length=200)
     format = models.CharField(max_length=20, default="auto")
@@ -414,48 +652,7 @@ class ImportJob(models.Model):
     )
     path = models.CharField(max_length=500, help_text="The uploaded file, on the server.")
     original_name = models.CharField(max_length=300)
-    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
-    progress = models.PositiveIntegerField(default=0)
-    total = models.PositiveIntegerField(default=0)
     summary = models.JSONField(default=dict, blank=True)
-    error = models.TextField(blank=True)
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL)
-    created_at = models.DateTimeField(auto_now_add=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
         return f"import of {self.original_name} into {self.dataset_name}: {self.status}"
-
-
-class ExportJob(models.Model):
-    """One export of a run, made in the background, downloaded from the export page."""
-
-    class Status(models.TextChoices):
-        PENDING = "pending"
-        RUNNING = "running"
-        DONE = "done"
-        FAILED = "failed"
-
-    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="exports")
-    format = models.CharField(max_length=20)
-    filters = models.JSONField(default=dict, blank=True)
-    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
-    progress = models.PositiveIntegerField(default=0)
-    total = models.PositiveIntegerField(default=0)
-    directory = models.CharField(max_length=500, blank=True)
-    manifest = models.JSONField(default=dict, blank=True)
-    error = models.TextField(blank=True)
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL)
-    created_at = models.DateTimeField(auto_now_add=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        constraints = [
-            models.CheckConstraint(
-                condition=Q(format__in=["sft", "dpo", "sharegpt", "verdicts"]),
-                name="export_format_known",
-            )
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.format} export of run {self.run_id}: {self.status}"

@@ -1,15 +1,10 @@
-"""Forms of the review UI: decisions, browse filters, and the admin's upload and run forms."""
+"""The form of a decision in the review queue."""
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 from django import forms
 
-from relabel.importers import TrajectoryImportError, parse_mapping
-from relabel.models import Candidate, Dataset, RunItem, Trajectory
-from review.decisions import REJECT_REASONS
+from review.models import Verdict
 
 
 class DecisionForm(forms.Form):
@@ -17,104 +12,6 @@ class DecisionForm(forms.Form):
         choices=[(d, d) for d in ("accept", "edit", "reject", "skip", "valid", "invalid")]
     )
     edited_goal = forms.CharField(required=False, max_length=20_000, strip=True)
-    reason_code = forms.ChoiceField(choices=[("", "—"), *REJECT_REASONS], required=False)
+    reason_code = forms.ChoiceField(choices=[("", "—"), *Verdict.REJECT_REASONS], required=False)
     reason = forms.CharField(required=False, max_length=5_000, strip=True)
     started_at = forms.CharField(required=False, max_length=40)
-
-
-class CandidateFilterForm(forms.Form):
-    """Browse filters; every field is optional and bad values are reported, never guessed."""
-
-    gate = forms.ChoiceField(choices=[("", "any"), *Candidate.Gate.choices], required=False)
-    review_state = forms.ChoiceField(
-        choices=[("", "any"), *Candidate.ReviewState.choices], required=False
-    )
-    min_confidence = forms.FloatField(required=False, min_value=0, max_value=1)
-    max_confidence = forms.FloatField(required=False, min_value=0, max_value=1)
-    failure_type = forms.ChoiceField(choices=[("", "any"), *RunItem.FAILURE_TYPES], required=False)
-    benchmark = forms.ChoiceField(choices=[("", "any"), *Trajectory.FORMATS], required=False)
-    after = forms.RegexField(regex=r"^[0-9.eE+-]+_[0-9]+$", required=False)
-
-    def cursor(self) -> tuple[float, int] | None:
-        after = self.cleaned_data.get("after")
-        if not after:
-            return None
-        confidence, pk = after.rsplit("_", 1)
-        return float(confidence), int(pk)
-
-
-class UploadForm(forms.Form):
-    file = forms.FileField(
-        help_text="JSON, JSONL or .traj, or a .zip / .tar.gz of them or of a BrowserGym "
-        "results folder."
-    )
-    dataset = forms.CharField(max_length=200, help_text="Imported into this dataset (created).")
-    format = forms.ChoiceField(choices=[("auto", "detect"), *Trajectory.FORMATS], initial="auto")
-    mapping = forms.CharField(
-        required=False,
-        max_length=500,
-        help_text="Messages format only: which fields hold what, e.g. "
-        "goal=question, messages=history, success=is_correct",
-    )
-
-    def clean_mapping(self) -> dict[str, str]:
-        items = [item for item in self.cleaned_data["mapping"].split(",") if item.strip()]
-        try:
-            return parse_mapping(items)
-        except TrajectoryImportError as err:
-            raise forms.ValidationError(err.message) from None
-
-
-def _share(label: str, initial: float) -> forms.FloatField:
-    return forms.FloatField(label=label, min_value=0, max_value=1, initial=initial)
-
-
-class StartRunForm(forms.Form):
-    dataset = forms.ModelChoiceField(queryset=Dataset.objects.all())
-    backend = forms.ChoiceField(
-        choices=[("rules", "rules (offline)"), ("openai", "OpenAI-compatible endpoint")]
-    )
-    accept_threshold = _share("accept threshold", 0.5)
-    reject_threshold = _share("reject threshold", 0.2)
-    raters_per_candidate = forms.IntegerField(min_value=1, max_value=5, initial=1)
-    second_rater_share = _share("share with a second rater", 0.0)
-    audit_share = _share("audit share of auto-accepted", 0.1)
-    extra = forms.CharField(
-        label="more configuration (JSON object)",
-        required=False,
-        widget=forms.Textarea(attrs={"rows": 3}),
-        help_text='e.g. {"judges": [{"name": "a", "model": "gpt-4o-mini"}]}',
-    )
-
-    def clean_extra(self) -> dict[str, Any]:
-        text = self.cleaned_data["extra"].strip()
-        if not text:
-            return {}
-        try:
-            value = json.loads(text)
-        except ValueError as exc:
-            raise forms.ValidationError(f"not JSON: {exc}") from None
-        if not isinstance(value, dict):
-            raise forms.ValidationError("must be a JSON object")
-        return value
-
-    def clean(self) -> dict[str, Any]:
-        data = super().clean()
-        low, high = data.get("reject_threshold"), data.get("accept_threshold")
-        if low is not None and high is not None and low > high:
-            self.add_error("reject_threshold", "must not be above the accept threshold")
-        return data
-
-    def config(self) -> dict[str, Any]:
-        """The configuration overrides for relabel.pipeline.runner.start_run."""
-        data = self.cleaned_data
-        config = dict(data["extra"])
-        config["accept_threshold"] = data["accept_threshold"]
-        config["reject_threshold"] = data["reject_threshold"]
-        config["review"] = {
-            **config.get("review", {}),
-            "raters_per_candidate": data["raters_per_candidate"],
-            "second_rater_share": data["second_rater_share"],
-            "audit_share": data["audit_share"],
-        }
-        return config

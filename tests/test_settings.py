@@ -59,8 +59,8 @@ def test_an_in_process_task_prints_nothing_on_stderr(tmp_path):
     env.update(DEBUG="1", DATABASE_URL=f"sqlite:///{tmp_path}/db.sqlite3")
     subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
     code = (
-        "import django; django.setup(); from relabel.tasks import import_upload; "
-        "import_upload.delay(12345)"
+        "import django; django.setup(); from relabel.tasks import run_job; "
+        "run_job.delay('relabel.ImportJob', 12345)"
     )
     env["DJANGO_SETTINGS_MODULE"] = "agenther_site.settings"
     proc = subprocess.run(

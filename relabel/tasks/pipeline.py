@@ -1,4 +1,4 @@
-"""Celery tasks for the pipeline: thin adapters over relabel.pipeline.runner.
+"""Celery tasks for the pipeline: thin adapters over relabel.pipeline.batch.
 
 ``process_items`` is idempotent (items are claimed with a conditional UPDATE and their result is
 written only once), which is what makes ``acks_late`` safe: a task redelivered after its worker
@@ -8,14 +8,18 @@ one trajectory (endpoint down, malformed output) are recorded on that trajectory
 
 from __future__ import annotations
 
+from functools import partial
+
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
-from django.db import InterfaceError, OperationalError
+from django.db import InterfaceError, OperationalError, transaction
 
-from relabel.pipeline import runner
+from relabel.models import Run, RunItem
+from relabel.pipeline import batch
+from relabel.pipeline.claims import unclaimed
 
-__all__ = ["process_items"]
+__all__ = ["enqueue_run", "process_items"]
 
 
 @shared_task(
@@ -32,9 +36,35 @@ __all__ = ["process_items"]
 )
 def process_items(self, run_id: int, item_ids: list[int]) -> None:
     try:
-        runner.process_items(run_id, item_ids, claim_key=self.request.id or "")
+        batch.process_items(
+            run_id,
+            item_ids,
+            claim_key=self.request.id or "",
+            interruptions=(SoftTimeLimitExceeded,),
+        )
     except SoftTimeLimitExceeded:
         # Out of time with items left: hand them to a new task rather than to a resume.
-        left = runner.unclaimed(item_ids)
+        left = unclaimed(item_ids)
         if left:
             process_items.delay(run_id, left)
+
+
+def enqueue_run(run: Run) -> int:
+    """Sends the run's unfinished items to the workers in chunks, once the transaction commits;
+    returns how many tasks. A run with nothing left is finished instead."""
+    items = RunItem.objects.for_run(run).unfinished().order_by("id")
+    ids = list(items.values_list("id", flat=True))
+    if not ids:
+        transaction.on_commit(run.finish_if_done)
+        return 0
+    eager = settings.CELERY_TASK_ALWAYS_EAGER
+    size = len(ids) if eager else int(run.config["chunk_size"])
+    chunks = [ids[i : i + size] for i in range(0, len(ids), size)]
+    for chunk in chunks:
+        if eager:
+            # Same as delay_on_commit, but not thrown: a failed task marks the run interrupted
+            # (see batch.process_items), and the caller reads that from the run, as with workers.
+            transaction.on_commit(partial(process_items.apply, (run.pk, chunk), throw=False))
+        else:
+            process_items.delay_on_commit(run.pk, chunk)
+    return len(chunks)

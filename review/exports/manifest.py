@@ -6,37 +6,23 @@ estimate of the exported set with its interval, the sha256 of every file, when a
 
 from __future__ import annotations
 
-import hashlib
 import logging
-from pathlib import Path
 from typing import Any
 
 from django.utils import timezone
 
 from relabel.models import Run
 from review.exports.options import ExportOptions
+from review.precision.figures import run_figures
 
 FILE = "manifest.json"
 logger = logging.getLogger("agenther.exports")
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def precision_estimate(run: Run) -> dict[str, Any]:
-    """The precision of the exported set (stratified, with its interval), from review.precision.
-
-    A missing or failing estimate is recorded as such: it never costs the export itself.
+    """The precision of the exported set (stratified, with its interval), as the precision page
+    gives it. A failing estimate is recorded as such: it never costs the export itself.
     """
-    try:
-        from review.precision.figures import run_figures
-    except ImportError:
-        return {"available": False, "reason": "review.precision is not installed"}
     try:
         figures = run_figures(run)
     except Exception as exc:  # the estimate is advisory; log it and keep the export
@@ -48,7 +34,7 @@ def precision_estimate(run: Run) -> dict[str, Any]:
     return {"available": True, **estimate} if isinstance(estimate, dict) else {"value": estimate}
 
 
-def run_summary(run: Run) -> dict[str, Any]:
+def run_record(run: Run) -> dict[str, Any]:
     return {
         "id": run.pk,
         "name": run.name,
@@ -76,7 +62,7 @@ def build(
         "counts": {f["name"]: f["rows"] for f in data_files},
         "files": files,
         "filters": options.as_filters(),
-        "run": run_summary(run),
+        "run": run_record(run),
         "precision": precision_estimate(run),
         "created_at": timezone.now().isoformat(),
         "created_by": created_by,

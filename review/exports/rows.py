@@ -15,26 +15,11 @@ from typing import Any
 from django.db.models import Exists, F, OuterRef, Q, QuerySet
 
 from relabel.models import Candidate, Run, RunItem, Step, Trajectory
+from review import majority
 from review.exports.options import ExportOptions
 from review.models import Verdict
 
 CHUNK_SIZE = 500
-
-# Verdict decisions that say a person looked at the goal and found it good.
-APPROVING_DECISIONS = [
-    Verdict.Decision.ACCEPT,
-    Verdict.Decision.EDIT,
-    Verdict.Decision.VALID,
-]
-COUNTED_DECISIONS = APPROVING_DECISIONS + [Verdict.Decision.REJECT, Verdict.Decision.INVALID]
-
-
-def approved_q() -> Q:
-    """Candidate.is_approved as a filter: accepted/edited by a person, or auto-accepted and not
-    rejected by one."""
-    human_yes = Q(review_state__in=[Candidate.ReviewState.ACCEPTED, Candidate.ReviewState.EDITED])
-    auto = Q(gate=Candidate.Gate.AUTO_ACCEPTED) & ~Q(review_state=Candidate.ReviewState.REJECTED)
-    return human_yes | auto
 
 
 def human_verified_q() -> Q:
@@ -42,7 +27,7 @@ def human_verified_q() -> Q:
     not undo that)."""
     approving = Verdict.objects.filter(
         candidate=OuterRef("pk"),
-        decision__in=APPROVING_DECISIONS,
+        decision__in=majority.APPROVING,
         undone_by__isnull=True,
     )
     accepted = Q(review_state__in=[Candidate.ReviewState.ACCEPTED, Candidate.ReviewState.EDITED])
@@ -107,7 +92,7 @@ def _in_chunks(qs: QuerySet, attach: Callable[[list[Any]], None]) -> Iterator[An
 
 def exported_candidates(run: Run, options: ExportOptions) -> QuerySet[Candidate]:
     """The approved candidates of ``run`` that pass the filters, in a stable order."""
-    qs = Candidate.objects.filter(run=run).filter(approved_q())
+    qs = Candidate.objects.filter(run=run).approved()
     if options.human_verified_only:
         qs = qs.filter(human_verified_q())
     if options.min_confidence is not None:
@@ -164,10 +149,11 @@ def verdicts_of(candidate: Candidate) -> list[Verdict]:
 
 
 def effective_verdicts(candidate: Candidate) -> list[Verdict]:
-    """The candidate's verdicts that still stand: undos and what they undid are left out."""
+    """The candidate's verdicts that still stand (review.majority's cancellation rule): undos
+    and what they undid are left out, skips too."""
     verdicts = verdicts_of(candidate)
-    undone = {v.undoes_id for v in verdicts if v.undoes_id}
-    return [v for v in verdicts if v.id not in undone and v.decision in COUNTED_DECISIONS]
+    cancelled = majority.cancelled_ids(verdicts)
+    return [v for v in verdicts if v.id not in cancelled and v.decision in majority.STRICT]
 
 
 def verdict_record(verdict: Verdict) -> dict[str, Any]:

@@ -104,7 +104,7 @@ def csv_cells(record: dict[str, Any]) -> list[Any]:
 
 
 def records(run: Run) -> Iterator[dict[str, Any]]:
-    candidates = Candidate.objects.filter(run=run).order_by("id")
+    candidates = Candidate.objects.filter(run=run).with_approval().order_by("id")
     for candidate in rows.iter_candidates(candidates, with_steps=False):
         yield candidate_record(candidate)
     for item in rows.iter_items(rows.discarded_items(run), with_steps=False):

@@ -10,13 +10,11 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django_htmx.http import HttpResponseStopPolling
 
-from relabel.models import ExportJob
 from relabel.roles import require_role
-from relabel.tasks.exports import export_run
+from relabel.tasks import submit_job
 from review.exports.forms import ExportForm
 from review.exports.writer import KNOWN_FILES
-
-FINISHED = (ExportJob.Status.DONE, ExportJob.Status.FAILED)
+from review.models import ExportJob
 
 
 def _get_job(job_id: int) -> ExportJob:
@@ -36,7 +34,7 @@ def index(request: HttpRequest) -> HttpResponse:
             filters=options.as_filters(),
             created_by=request.user,
         )
-        export_run.delay_on_commit(job.pk)
+        submit_job(job)
         return redirect("exports:detail", job_id=job.pk)
     jobs = ExportJob.objects.select_related("run", "run__dataset", "created_by").order_by("-id")
     return render(request, "exports/index.html", {"form": form, "jobs": jobs[:20]})
@@ -45,7 +43,7 @@ def index(request: HttpRequest) -> HttpResponse:
 @require_role("admin")
 def detail(request: HttpRequest, job_id: int) -> HttpResponse:
     job = _get_job(job_id)
-    context = {"job": job, "finished": job.status in FINISHED}
+    context = {"job": job, "finished": not job.is_active}
     if request.htmx:
         html = render_to_string("exports/detail.html#progress", context, request=request)
         # 286 tells htmx to stop polling; the finished state is still swapped in.

@@ -1,7 +1,7 @@
 """Writes an export into a directory, one row a line, with progress.
 
-``export_to_directory`` is what the command and the background task share; ``run_export`` is the
-ExportJob adapter (claim, write into EXPORT_ROOT/job-<id>, record progress and the manifest).
+``export_to_directory`` is what the command and the background job share; ``export_job`` is what
+an ExportJob does (review.models; ``BackgroundJob`` claims it and records how it ended).
 Each file is written as ``<name>.part`` and renamed when complete, so a reader never mistakes a
 half-written file for an export; the manifest comes last.
 """
@@ -14,18 +14,16 @@ import io
 import json
 import logging
 import os
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Q
-from django.utils import timezone
 
-from relabel.models import ExportJob, Run
+from relabel.models import JobError, Run
 from review.exports import dpo, manifest, sft, sharegpt, verdicts
 from review.exports.options import ExportError, ExportOptions
+from review.models import ExportJob
 
 logger = logging.getLogger("agenther.exports")
 Progress = Callable[[int, int], None]
@@ -158,51 +156,19 @@ def job_directory(job: ExportJob) -> Path:
     return Path(settings.EXPORT_ROOT) / f"job-{job.pk}"
 
 
-def _claim(job: ExportJob) -> bool:
-    """Takes a pending job (or one whose worker died mid-way: acks_late redelivers it)."""
-    claimed = ExportJob.objects.filter(
-        Q(status=ExportJob.Status.PENDING) | Q(status=ExportJob.Status.RUNNING), pk=job.pk
-    ).update(status=ExportJob.Status.RUNNING, error="", progress=0)
-    return claimed == 1
-
-
-def _job_progress(job: ExportJob) -> Progress:
-    last = [0.0]
-
-    def report(done: int, total: int) -> None:
-        now = time.monotonic()
-        if now - last[0] < 0.5 and done < total:
-            return
-        last[0] = now
-        ExportJob.objects.filter(pk=job.pk).update(progress=done, total=total)
-
-    return report
-
-
-def run_export(job: ExportJob) -> None:
-    """Runs one ExportJob to the end, recording progress, the manifest, or the error."""
-    if not _claim(job):
-        return
+def export_job(job: ExportJob) -> dict[str, Any]:
+    """What an ExportJob does once a worker has claimed it: the export, written (again, from the
+    start, should a worker have died mid-way) into EXPORT_ROOT/job-<id>; returns the job's
+    result fields."""
     directory = job_directory(job)
     ExportJob.objects.filter(pk=job.pk).update(directory=str(directory))
     by = job.created_by.get_username() if job.created_by else None
     try:
         options = ExportOptions.from_filters(job.format, job.filters)
         result = export_to_directory(
-            job.run, options, directory, created_by=by, progress=_job_progress(job), overwrite=True
+            job.run, options, directory, created_by=by, progress=job.report_progress, overwrite=True
         )
-    except Exception as exc:
-        logger.exception("export job %s failed", job.pk)
-        ExportJob.objects.filter(pk=job.pk).update(
-            status=ExportJob.Status.FAILED,
-            error=f"{type(exc).__name__}: {exc}",
-            finished_at=timezone.now(),
-        )
-        return
-    ExportJob.objects.filter(pk=job.pk).update(
-        status=ExportJob.Status.DONE,
-        manifest=result,
-        progress=result["total_rows"],
-        total=result["total_rows"],
-        finished_at=timezone.now(),
-    )
+    except ExportError as exc:
+        raise JobError(str(exc)) from None
+    total = result["total_rows"]
+    return {"directory": str(directory), "manifest": result, "progress": total, "total": total}

@@ -3,7 +3,8 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
-from relabel.models import ExportJob
+from relabel.tasks import run_job
+from review.models import ExportJob
 from tests.exports.checks import read_jsonl
 
 
@@ -111,28 +112,22 @@ def test_anonymous_visitors_are_sent_to_login(client, reviewed_run):
 
 
 def test_the_task_leaves_a_finished_job_alone(reviewed_run, export_root):
-    from relabel.tasks.exports import export_run
-
     job = ExportJob.objects.create(run=reviewed_run.run, format="sft", status="done")
-    export_run(job.pk)
+    run_job("review.ExportJob", job.pk)
     job.refresh_from_db()
     assert job.status == "done" and job.directory == ""
 
 
 def test_the_task_writes_a_pending_job_and_records_its_manifest(reviewed_run, export_root):
-    from relabel.tasks.exports import export_run
-
     job = ExportJob.objects.create(run=reviewed_run.run, format="verdicts", filters={"csv": False})
-    export_run(job.pk)
+    run_job("review.ExportJob", job.pk)
     job.refresh_from_db()
     assert job.status == "done" and job.manifest["total_rows"] == 7
     assert len(read_jsonl(export_root / f"job-{job.pk}" / "verdicts.jsonl")) == 7
 
 
 def test_a_failing_export_is_marked_failed_with_the_reason(reviewed_run, export_root):
-    from relabel.tasks.exports import export_run
-
     job = ExportJob.objects.create(run=reviewed_run.run, format="sft", filters={"csv": True})
-    export_run(job.pk)
+    run_job("review.ExportJob", job.pk)
     job.refresh_from_db()
     assert job.status == "failed" and "--csv applies to the verdicts format only" in job.error

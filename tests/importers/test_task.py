@@ -3,8 +3,13 @@ from __future__ import annotations
 import pytest
 
 from relabel.models import ImportJob, Trajectory
-from relabel.tasks import import_upload
+from relabel.tasks import run_job
 from tests.importers.conftest import agenther_record, write_json
+
+
+def import_upload(job_id: int) -> None:
+    """The task an upload submits, run here and now."""
+    run_job.delay("relabel.ImportJob", job_id)
 
 
 def job_for(path, **fields) -> ImportJob:
@@ -17,7 +22,7 @@ def test_it_imports_an_upload_and_stores_the_summary(tmp_path):
     job = job_for(
         write_json(tmp_path, "upload-1.json", [agenther_record("a"), agenther_record("b")])
     )
-    import_upload.delay(job.pk)
+    import_upload(job.pk)
     job.refresh_from_db()
     assert job.status == ImportJob.Status.DONE and job.finished_at
     assert job.summary["imported"] == 2 and job.summary["dataset"] == "uploads"

@@ -9,11 +9,11 @@ import json
 from django.core.management import call_command
 
 from relabel.models import Candidate
-from review.decisions import record_decision, undo_last
 from review.models import ReviewTask
 from review.precision.figures import run_figures
-from review.queue import next_task_for, populate_queue
+from review.queue import populate_queue
 from tests.factories import make_candidate, make_run
+from tests.review.helpers import record_decision, undo_last
 
 
 def export_goals(run, tmp_path) -> set[str]:
@@ -41,7 +41,7 @@ def test_an_auto_accepted_goal_found_invalid_in_the_audit_is_not_exported(annota
     populate_queue(run)
     assert set(ReviewTask.objects.values_list("kind", flat=True)) == {"audit"}
     for _ in range(2):
-        task = next_task_for(annotator)
+        task = ReviewTask.objects.claim_next(annotator)
         decision = "invalid" if task.candidate_id == dropped.pk else "valid"
         record_decision(task.pk, annotator, decision)
 
@@ -56,7 +56,7 @@ def test_undoing_an_invalid_audit_verdict_puts_the_goal_back_in_the_export(annot
     run = make_run(review={"audit_share": 1.0})
     candidate = make_candidate(run, confidence=0.9)
     populate_queue(run)
-    record_decision(next_task_for(annotator).pk, annotator, "invalid")
+    record_decision(ReviewTask.objects.claim_next(annotator).pk, annotator, "invalid")
     assert export_goals(run, tmp_path / "a") == set()
 
     undo_last(annotator)
@@ -71,14 +71,16 @@ def test_when_raters_disagree_the_majority_decides_what_is_exported(
     run = make_run(review={"raters_per_candidate": 3})
     candidate = make_candidate(run, confidence=0.3)
     populate_queue(run)
-    record_decision(next_task_for(annotator).pk, annotator, "reject")
-    record_decision(next_task_for(colleague).pk, colleague, "accept")
+    record_decision(ReviewTask.objects.claim_next(annotator).pk, annotator, "reject")
+    record_decision(ReviewTask.objects.claim_next(colleague).pk, colleague, "accept")
     candidate.refresh_from_db()
     assert candidate.review_state == Candidate.ReviewState.REJECTED  # a tie is not approval
     assert export_goals(run, tmp_path / "a") == set()
     assert run_figures(run)["export_precision"]["exportable"] == 0
 
-    record_decision(next_task_for(researcher).pk, researcher, "edit", edited_goal="Report X")
+    record_decision(
+        ReviewTask.objects.claim_next(researcher).pk, researcher, "edit", edited_goal="Report X"
+    )
     candidate.refresh_from_db()
     assert (candidate.review_state, candidate.final_goal) == ("edited", "Report X")
     assert export_goals(run, tmp_path / "b") == {"Report X"}

@@ -9,7 +9,7 @@ import pytest
 
 from relabel.llm.offline_server import LLMTestServer, start_in_thread
 from relabel.models import Dataset, Run
-from relabel.pipeline.runner import start_run
+from relabel.runs import start_run
 
 # Retries back off in milliseconds here, not seconds.
 FAST = {"retry_backoff": 0.001, "concurrency": 1}

@@ -12,7 +12,8 @@ from django.db.models import Sum
 from relabel.llm import prompts
 from relabel.llm.client import CallLog, Endpoint, LLMClient, MalformedOutput
 from relabel.models import Candidate, LLMCacheEntry, LLMCall, RunItem, Step
-from relabel.pipeline.runner import run_summary, start_run
+from relabel.pipeline.summary import run_summary
+from relabel.runs import start_run
 from relabel.tokens import estimate_tokens
 from tests.factories import make_dataset, make_trajectory
 

@@ -11,8 +11,9 @@ from django.core.management import CommandError, call_command
 
 from relabel.config import ConfigError, load_config
 from relabel.models import Candidate, Run, RunItem
-from relabel.pipeline import runner
-from relabel.pipeline.runner import resume_run, run_summary
+from relabel.pipeline import batch, claims
+from relabel.pipeline.summary import run_summary
+from relabel.runs import prepare_config, resume_run
 from relabel.tasks.pipeline import process_items
 from tests.factories import make_dataset, make_trajectory
 
@@ -66,11 +67,11 @@ def test_a_task_delivered_twice_leaves_one_candidate_per_trajectory(relabel_now)
 def test_an_item_leased_by_another_worker_is_left_to_it(
     relabel_now, monkeypatch, django_capture_on_commit_callbacks
 ):
-    monkeypatch.setattr(runner, "enqueue", lambda run: 0)
+    monkeypatch.setattr("relabel.runs.enqueue_run", lambda run: 0)
     run = relabel_now(small_dataset(failed=2, won=0), "rules")
     monkeypatch.undo()
     first, second = RunItem.objects.filter(run=run).order_by("pk")
-    assert runner.claim([first.pk])  # another worker holds it now
+    assert claims.claim([first.pk])  # another worker holds it now
     process_items.apply((run.pk, [first.pk, second.pk]), throw=True)
     first.refresh_from_db()
     assert first.status == RunItem.Status.PENDING and first.lease_until is not None
@@ -86,17 +87,17 @@ def test_an_item_leased_by_another_worker_is_left_to_it(
 def test_a_task_redelivered_after_its_worker_died_takes_its_own_items_back(
     relabel_now, monkeypatch
 ):
-    monkeypatch.setattr(runner, "enqueue", lambda run: 0)
+    monkeypatch.setattr("relabel.runs.enqueue_run", lambda run: 0)
     run = relabel_now(small_dataset(failed=2, won=0), "rules")
     ids = list(RunItem.objects.filter(run=run).order_by("pk").values_list("pk", flat=True))
     # The first delivery claimed the batch, then its worker died before writing anything.
-    assert runner.claim(ids, runner.claim_token("task-1", 0))
-    runner.process_items(run.pk, ids, claim_key="task-2")  # another task: leases respected
+    assert claims.claim(ids, claims.claim_token("task-1", 0))
+    batch.process_items(run.pk, ids, claim_key="task-2")  # another task: leases respected
     assert not Candidate.objects.filter(run=run).exists()
-    runner.process_items(run.pk, ids, claim_key="task-1")  # the same task, redelivered
+    batch.process_items(run.pk, ids, claim_key="task-1")  # the same task, redelivered
     assert Candidate.objects.filter(run=run).count() == 2
     assert Run.objects.get(pk=run.pk).status == Run.Status.FINISHED
-    runner.process_items(run.pk, ids, claim_key="task-1")  # and once more: nothing changes
+    batch.process_items(run.pk, ids, claim_key="task-1")  # and once more: nothing changes
     assert Candidate.objects.filter(run=run).count() == 2
 
 
@@ -135,7 +136,7 @@ def test_a_finished_run_fills_the_review_queue_once(relabel_now, monkeypatch):
     calls = []
     monkeypatch.setattr("review.queue.populate_queue", lambda run: calls.append(run.pk) or 0)
     run = relabel_now(small_dataset(), "rules")
-    runner.finish_if_done(run.pk)
+    run.finish_if_done()
     assert calls == [run.pk]
     run.refresh_from_db()
     assert run.status == Run.Status.FINISHED and run.finished_at
@@ -242,13 +243,13 @@ def test_a_judge_naming_an_unset_api_key_variable_is_refused(settings, monkeypat
     settings.OPENAI_BASE_URL = "http://127.0.0.1:9/v1"
     monkeypatch.delenv("VLLM_API_KEY", raising=False)
     with pytest.raises(ConfigError, match=r"judges\[1\].api_key_env names VLLM_API_KEY"):
-        runner.prepare_config("openai", load_config(ROOT / "relabel" / "sample-config.toml"))
+        prepare_config("openai", load_config(ROOT / "relabel" / "sample-config.toml"))
 
 
 def test_the_sample_config_file_is_valid(monkeypatch, settings):
     settings.OPENAI_BASE_URL = "http://127.0.0.1:9/v1"
     monkeypatch.setenv("VLLM_API_KEY", "k")
-    config = runner.prepare_config("openai", load_config(ROOT / "relabel" / "sample-config.toml"))
+    config = prepare_config("openai", load_config(ROOT / "relabel" / "sample-config.toml"))
     assert [j["name"] for j in config["judges"]] == ["gpt", "qwen"]
     assert config["judges"][1]["base_url"] == "http://127.0.0.1:8001/v1"
     assert config["judges"][0]["base_url"] == "http://127.0.0.1:9/v1"
@@ -261,7 +262,7 @@ def test_a_task_that_fails_marks_the_run_interrupted_and_resume_finishes_it(monk
     def boom(*args, **kwargs):
         raise RuntimeError("the disk is full")
 
-    monkeypatch.setattr(runner, "process_here", boom)
+    monkeypatch.setattr(batch, "process_here", boom)
     with pytest.raises(CommandError, match=r"interrupted \(RuntimeError: the disk is full\)"):
         call_command("relabel", "--dataset", "boom", stdout=io.StringIO())
     run = Run.objects.get(dataset=dataset)

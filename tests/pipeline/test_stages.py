@@ -15,7 +15,7 @@ from relabel.models import Candidate, LLMCall, RunItem
 from relabel.pipeline.extract import extract_outcome
 from relabel.pipeline.gate import aggregate, gate
 from relabel.pipeline.hindsight import goal_problem, relabel_attempts
-from relabel.pipeline.runner import run_summary
+from relabel.pipeline.summary import run_summary
 from tests.factories import make_dataset, make_trajectory
 
 pytestmark = pytest.mark.django_db

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from relabel.models import Candidate, Run, Trajectory
-from review.models import ReviewTask
+from review.models import ReviewTask, Verdict
 from review.queue import populate_queue
 from tests.factories import make_candidate, make_trajectory
 
@@ -36,3 +36,12 @@ def xss_trajectory(run: Run) -> Trajectory:
 
 def task_of(candidate: Candidate, kind: str = "curation", slot: int = 0) -> ReviewTask:
     return ReviewTask.objects.get(candidate=candidate, kind=kind, slot=slot)
+
+
+def record_decision(task_id: int, rater, decision: str, **details) -> Verdict:
+    """``ReviewTask.decide`` on the task with this id, as the decide view calls it."""
+    return ReviewTask.objects.get(pk=task_id).decide(rater, decision, **details)
+
+
+def undo_last(rater) -> Verdict | None:
+    return Verdict.objects.undo_last(rater)

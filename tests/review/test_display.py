@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from review.display import pretty_arguments, word_diff
+from relabel.display import pretty_arguments, word_diff
 
 
 def test_the_diff_marks_changed_phrases_and_keeps_every_character():

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from relabel.models import Candidate, Run
 from review.models import ReviewTask, Verdict
-from review.queue import claim, next_task_for, populate_queue
+from review.queue import populate_queue
 from tests.factories import make_candidate, make_run
 
 
@@ -71,7 +71,7 @@ def test_it_imports_curation_and_audit_verdicts(setup, tmp_path, annotator):
     assert auto.review_state == "rejected"  # found invalid in the audit: never exported
     # the queue slots they filled are done, and nobody is asked for them again
     assert ReviewTask.objects.get(candidate=auto, kind="audit").done_by == annotator
-    assert next_task_for(annotator) is None
+    assert ReviewTask.objects.claim_next(annotator) is None
 
 
 def test_an_imported_edit_replaces_the_final_goal(setup, tmp_path):
@@ -177,7 +177,7 @@ def test_a_candidate_the_gate_rejected_is_not_for_review(setup, tmp_path):
 def test_an_imported_verdict_never_closes_a_slot_someone_is_rating(setup, tmp_path, colleague):
     run, review, _ = setup
     leased = ReviewTask.objects.get(candidate=review, kind="curation")
-    assert claim(leased.pk, colleague, timezone.now())
+    assert leased.claim(colleague, timezone.now())
     run_command(write(tmp_path, [row(run, review, "accept")]))
     leased.refresh_from_db()
     assert leased.done_at is None and leased.leased_to == colleague

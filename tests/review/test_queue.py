@@ -9,18 +9,14 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from review.decisions import record_decision, undo_last
+from review.audit import strata_edges, stratum
 from review.models import ReviewTask
-from review.queue import (
-    LEASE,
-    audit_bucket,
-    next_task_for,
-    populate_queue,
-    remaining_count,
-)
+from review.queue import REMAINING_CAP, populate_queue
 from tests.conftest import make_user
 from tests.factories import make_candidate, make_run
-from tests.review.helpers import queued
+from tests.review.helpers import queued, record_decision, undo_last
+
+LEASE = ReviewTask.LEASE
 
 
 def test_it_queues_needs_review_candidates_lowest_confidence_first(run, annotator):
@@ -30,17 +26,17 @@ def test_it_queues_needs_review_candidates_lowest_confidence_first(run, annotato
     populate_queue(run)
     served = []
     for _ in range(3):
-        task = next_task_for(annotator)
+        task = ReviewTask.objects.claim_next(annotator)
         served.append(task.candidate_id)
         record_decision(task.pk, annotator, "accept")
     assert served == [low.pk, mid.pk, high.pk]
-    assert next_task_for(annotator) is None
+    assert ReviewTask.objects.claim_next(annotator) is None
 
 
 def test_it_can_serve_the_highest_confidence_first(db, annotator):
     run = make_run(review={"order": "highest_confidence_first", "audit_share": 0})
     low, high = queued(run, 0.25, 0.45)
-    assert next_task_for(annotator).candidate_id == high.pk
+    assert ReviewTask.objects.claim_next(annotator).candidate_id == high.pk
 
 
 def test_it_refuses_an_unknown_order(db):
@@ -87,8 +83,9 @@ def test_the_audit_sample_is_stratified_by_confidence(db):
     audited = set(ReviewTask.objects.filter(kind="audit").values_list("candidate_id", flat=True))
     assert len(audited & {c.pk for c in low}) == 10
     assert len(audited & {c.pk for c in high}) == 1
-    assert audit_bucket(run, 0.55) == 0 and audit_bucket(run, 0.99) == 3
-    assert audit_bucket(run, 1.0) == 3
+    edges = strata_edges(run)
+    assert stratum(0.55, edges) == 0 and stratum(0.99, edges) == 3
+    assert stratum(1.0, edges) == 3
 
 
 def test_the_audit_sample_depends_on_the_run_not_on_luck(db):
@@ -118,23 +115,23 @@ def test_audit_items_are_mixed_into_the_curation_order(db):
 
 def test_a_candidate_leased_by_alice_is_not_served_to_bob(run, annotator, colleague):
     first, second = queued(run, 0.3, 0.4)
-    assert next_task_for(annotator).candidate_id == first.pk
-    assert next_task_for(colleague).candidate_id == second.pk
-    assert next_task_for(make_user("carol", "annotator")) is None
+    assert ReviewTask.objects.claim_next(annotator).candidate_id == first.pk
+    assert ReviewTask.objects.claim_next(colleague).candidate_id == second.pk
+    assert ReviewTask.objects.claim_next(make_user("carol", "annotator")) is None
 
 
 def test_my_own_lease_comes_back_first(run, annotator):
     queued(run, 0.3, 0.4)
-    first = next_task_for(annotator)
-    assert next_task_for(annotator).pk == first.pk
+    first = ReviewTask.objects.claim_next(annotator)
+    assert ReviewTask.objects.claim_next(annotator).pk == first.pk
 
 
 def test_a_lapsed_lease_is_reclaimed(run, annotator, colleague):
     (candidate,) = queued(run, 0.3)
-    task = next_task_for(annotator)
-    assert next_task_for(colleague) is None
+    task = ReviewTask.objects.claim_next(annotator)
+    assert ReviewTask.objects.claim_next(colleague) is None
     later = timezone.now() + LEASE + timedelta(seconds=1)
-    reclaimed = next_task_for(colleague, now=later)
+    reclaimed = ReviewTask.objects.claim_next(colleague, now=later)
     assert reclaimed.pk == task.pk
     task.refresh_from_db()
     assert task.leased_to == colleague
@@ -143,37 +140,39 @@ def test_a_lapsed_lease_is_reclaimed(run, annotator, colleague):
 def test_nobody_rates_the_same_candidate_twice(db, annotator, colleague):
     run = make_run(review={"raters_per_candidate": 2, "audit_share": 0})
     (candidate,) = queued(run, 0.3)
-    task = next_task_for(annotator)
+    task = ReviewTask.objects.claim_next(annotator)
     record_decision(task.pk, annotator, "accept")
-    assert next_task_for(annotator) is None  # the second slot is for someone else
-    other = next_task_for(colleague)
+    assert ReviewTask.objects.claim_next(annotator) is None  # the second slot is for someone else
+    other = ReviewTask.objects.claim_next(colleague)
     assert other.candidate_id == candidate.pk and other.slot != task.slot
 
 
 def test_a_skipped_candidate_goes_to_someone_else(run, annotator, colleague):
     (candidate,) = queued(run, 0.3)
-    task = next_task_for(annotator)
+    task = ReviewTask.objects.claim_next(annotator)
     record_decision(task.pk, annotator, "skip")
-    assert next_task_for(annotator) is None
-    assert next_task_for(colleague).pk == task.pk
+    assert ReviewTask.objects.claim_next(annotator) is None
+    assert ReviewTask.objects.claim_next(colleague).pk == task.pk
 
 
 def test_undo_reopens_the_task_for_me(run, annotator, colleague):
     first, second = queued(run, 0.3, 0.4)
-    task = next_task_for(annotator)
+    task = ReviewTask.objects.claim_next(annotator)
     record_decision(task.pk, annotator, "accept")
-    assert next_task_for(annotator).candidate_id == second.pk
+    assert ReviewTask.objects.claim_next(annotator).candidate_id == second.pk
     undo_last(annotator)
-    assert next_task_for(annotator).pk == task.pk
+    assert ReviewTask.objects.claim_next(annotator).pk == task.pk
     # the task I was looking at before the undo went back to the pool
-    assert next_task_for(colleague).candidate_id == second.pk
+    assert ReviewTask.objects.claim_next(colleague).candidate_id == second.pk
 
 
 def test_remaining_counts_tasks_not_done(run, annotator):
     queued(run, 0.3, 0.4)
-    assert remaining_count() == 2
-    record_decision(next_task_for(annotator).pk, annotator, "reject", reason_code="too_vague")
-    assert remaining_count() == 1
+    assert ReviewTask.objects.remaining(REMAINING_CAP) == 2
+    record_decision(
+        ReviewTask.objects.claim_next(annotator).pk, annotator, "reject", reason_code="too_vague"
+    )
+    assert ReviewTask.objects.remaining(REMAINING_CAP) == 1
 
 
 @pytest.mark.django_db(transaction=True)
@@ -192,7 +191,7 @@ def test_two_raters_grabbing_at_once_never_get_the_same_task():
             barrier.wait()
             mine = []
             for _ in range(4):
-                task = next_task_for(user)
+                task = ReviewTask.objects.claim_next(user)
                 mine.append(task.pk)
                 record_decision(task.pk, user, "accept")
             grabbed[user.username] = mine
@@ -218,5 +217,5 @@ def task_of_count_done() -> int:
 
 def test_remaining_is_counted_up_to_a_cap(run):
     queued(run, 0.3, 0.35, 0.4)
-    assert remaining_count(cap=2) == 3  # "more than 2"
-    assert remaining_count(cap=5) == 3
+    assert ReviewTask.objects.remaining(2) == 3  # "more than 2"
+    assert ReviewTask.objects.remaining(5) == 3

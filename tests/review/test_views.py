@@ -15,7 +15,7 @@ from django.urls import reverse
 
 from relabel.models import Candidate, ImportJob, Run
 from review.models import ReviewTask, Verdict
-from review.queue import next_task_for, populate_queue
+from review.queue import populate_queue
 from tests.conftest import client_for
 from tests.factories import make_candidate, make_run, make_trajectory
 from tests.review.helpers import queued, task_of, xss_trajectory
@@ -237,7 +237,7 @@ def test_skipping_gives_the_task_back(annotator_client, colleague, run):
     assert Verdict.objects.get().decision == "skip"
     assert task_of(candidate).done_at is None and task_of(candidate).leased_to is None
     assert "Nothing left for you" in annotator_client.get("/review/").content.decode()
-    assert next_task_for(colleague).candidate_id == candidate.pk
+    assert ReviewTask.objects.claim_next(colleague).candidate_id == candidate.pk
 
 
 def test_undo_is_a_new_verdict_and_reopens_the_task(annotator_client, annotator, run):
@@ -254,7 +254,7 @@ def test_undo_is_a_new_verdict_and_reopens_the_task(annotator_client, annotator,
     assert task_of(first).done_at is None and task_of(first).leased_to == annotator
     assert task_of(second).leased_to is None
     assert "Something else entirely" not in annotator_client.get("/review/").content.decode()
-    assert next_task_for(annotator).candidate_id == first.pk
+    assert ReviewTask.objects.claim_next(annotator).candidate_id == first.pk
     decide(annotator_client, task_of(first), "accept")
     first.refresh_from_db()
     assert first.review_state == "accepted" and Verdict.objects.count() == 3
@@ -268,7 +268,7 @@ def test_undo_with_nothing_to_undo_says_so(annotator_client):
 
 def test_a_task_leased_to_someone_else_cannot_be_decided(annotator_client, colleague, run):
     (candidate,) = queued(run, 0.3)
-    task = next_task_for(colleague)
+    task = ReviewTask.objects.claim_next(colleague)
     response = decide(annotator_client, task, "accept")
     assert response.status_code == 302
     assert not Verdict.objects.exists()
@@ -318,7 +318,7 @@ def test_audit_items_are_blind(annotator_client, annotator):
     task = task_of(candidate, kind="audit")
     response = annotator_client.get("/review/")
     body = response.content.decode()
-    assert task.pk == next_task_for(annotator).pk
+    assert task.pk == ReviewTask.objects.claim_next(annotator).pk
     assert candidate.hindsight_goal in body and "MicroMetals" in body  # goal and trajectory
     lowered = body.lower()
     for sign in ["audit", "confidence", "judge", "gate", "auto", "blind", "0.93", "panel-x"]:
@@ -336,8 +336,8 @@ def test_accept_and_reject_on_a_blind_item_are_stored_as_valid_and_invalid(
     run = make_run(review={"audit_share": 1.0, "raters_per_candidate": 2})
     audit_candidate(run)
     populate_queue(run)
-    decide(annotator_client, next_task_for(annotator), "accept")
-    decide(client_for(colleague), next_task_for(colleague), "reject")
+    decide(annotator_client, ReviewTask.objects.claim_next(annotator), "accept")
+    decide(client_for(colleague), ReviewTask.objects.claim_next(colleague), "reject")
     decisions = set(Verdict.objects.values_list("kind", "decision"))
     assert decisions == {("audit", "valid"), ("audit", "invalid")}
 
@@ -422,7 +422,7 @@ def test_browse_answers_htmx_with_the_results_only(researcher_client, run):
 
 def test_the_candidate_page_shows_the_full_history(researcher_client, annotator, run):
     (candidate,) = queued(run, 0.3)
-    task = next_task_for(annotator)
+    task = ReviewTask.objects.claim_next(annotator)
     client = client_for(annotator)
     decide(client, task, "reject", reason_code="too_vague")
     client.post(reverse("undo"))

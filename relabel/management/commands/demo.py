@@ -16,8 +16,9 @@ from django.core.management.base import BaseCommand, CommandParser
 
 from relabel.importers import import_sample
 from relabel.models import Dataset, Run
-from relabel.pipeline.runner import run_summary, start_run
+from relabel.pipeline.summary import run_summary
 from relabel.roles import grant_role
+from relabel.runs import start_run
 
 DEMO_USERS = [("admin", "admin"), ("annotator", "annotator"), ("researcher", "researcher")]
 

@@ -19,7 +19,8 @@ from tqdm import tqdm
 
 from relabel.config import BACKENDS, ConfigError, load_config
 from relabel.models import Dataset, Run
-from relabel.pipeline.runner import resume_run, run_summary, start_run, wait_for
+from relabel.pipeline.summary import run_summary, wait_for
+from relabel.runs import resume_run, start_run
 
 
 class Command(BaseCommand):

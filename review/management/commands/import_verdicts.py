@@ -22,11 +22,10 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from relabel.models import Candidate, Run
-from review.decisions import JUDGING_DECISIONS, refresh_candidate
+from review import majority
 from review.models import ReviewTask, Verdict
 
 KINDS = {
@@ -158,9 +157,8 @@ def plan(path: Path, rows: list[Row], users: dict, candidates: dict) -> tuple[li
     """The verdicts to create, after refusing a second opinion of one rater on one candidate."""
     # One verdict per rater and candidate, whatever its kind (curation or audit).
     existing: dict[tuple[int, int], Verdict] = {}
-    for v in Verdict.objects.filter(
-        candidate_id__in=set(candidates.values()), undone_by__isnull=True
-    ).exclude(decision__in=[Verdict.Decision.UNDO, Verdict.Decision.SKIP]):
+    standing = Verdict.objects.standing().filter(candidate_id__in=set(candidates.values()))
+    for v in standing.exclude(decision=Verdict.Decision.SKIP):
         existing[(v.candidate_id, v.rater_id)] = v
     seen: dict[tuple[int, int], int] = {}
     new, skipped = [], 0
@@ -197,14 +195,12 @@ def plan(path: Path, rows: list[Row], users: dict, candidates: dict) -> tuple[li
 def close_task(verdict: Verdict, now: Any) -> None:
     """Marks one open queue slot of the candidate done, so nobody is asked to rate it again: the
     rater's own lease first, else a free slot; never a slot someone else is rating right now."""
-    open_tasks = ReviewTask.objects.filter(
-        candidate_id=verdict.candidate_id, kind=verdict.kind, done_at__isnull=True
+    open_tasks = ReviewTask.objects.open().filter(
+        candidate_id=verdict.candidate_id, kind=verdict.kind
     )
     open_task = (
         open_tasks.filter(leased_to=verdict.rater).first()
-        or open_tasks.filter(Q(leased_to__isnull=True) | Q(lease_expires__lte=now))
-        .order_by("slot")
-        .first()
+        or open_tasks.filter(ReviewTask.free_at(now)).order_by("slot").first()
     )
     if open_task is not None:
         open_task.done_at, open_task.done_by, open_task.leased_to = now, verdict.rater, None
@@ -229,9 +225,9 @@ class Command(BaseCommand):
             created = Verdict.objects.bulk_create(new, batch_size=1000)
             for verdict in created:
                 close_task(verdict, now)
-            curated = {v.candidate_id for v in created if v.decision in JUDGING_DECISIONS}
-            for candidate in Candidate.objects.filter(pk__in=curated):
-                refresh_candidate(candidate)
+            rated = {v.candidate_id for v in created if v.decision in majority.STRICT}
+            for candidate in Candidate.objects.filter(pk__in=rated):
+                Verdict.objects.update_review_state(candidate)
         summary = {
             "file": str(path),
             "imported": len(created),

@@ -134,3 +134,19 @@ def judge_rows(candidate: Candidate) -> list[dict[str, Any]]:
                 }
             )
     return rows
+
+
+def candidate_display(candidate: Candidate) -> dict[str, Any]:
+    """Everything the full (non-blind) view of a candidate shows: the candidate page and the
+    queue's curation items."""
+    steps = trajectory_steps(candidate.trajectory)
+    original, hindsight = word_diff(candidate.trajectory.goal, candidate.hindsight_goal)
+    return {
+        "candidate": candidate,
+        "trajectory": candidate.trajectory,
+        "steps": steps,
+        "original_diff": original,
+        "hindsight_diff": hindsight,
+        "achievements": achievements(candidate, len(steps)),
+        "judges": judge_rows(candidate),
+    }

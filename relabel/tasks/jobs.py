@@ -1,0 +1,35 @@
+"""One task for every background job (imports, exports): it runs the job by its model and id.
+
+The job model says what the work is (``BackgroundJob.performed_by``) and how long it may take, so
+this module knows no app: the review side's exports run here without relabel importing them.
+"""
+
+from __future__ import annotations
+
+from celery import shared_task
+from django.apps import apps
+from django.db import transaction
+
+from relabel.models import BackgroundJob
+
+__all__ = ["run_job", "submit_job"]
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def run_job(label: str, job_id: int) -> None:
+    """Runs job ``job_id`` of model ``label`` (e.g. ``relabel.ImportJob``). Idempotent: a job
+    that has ended is left alone; one whose worker died is claimed again and redone."""
+    model = apps.get_model(label)
+    if not issubclass(model, BackgroundJob):
+        raise TypeError(f"{label} is not a background job")
+    job = model.objects.filter(pk=job_id).first()
+    if job is not None:
+        job.execute()
+
+
+def submit_job(job: BackgroundJob) -> None:
+    """Sends the job to a worker once the transaction that created it commits."""
+    limits = {"soft_time_limit": job.SOFT_TIME_LIMIT, "time_limit": job.TIME_LIMIT}
+    options = {name: seconds for name, seconds in limits.items() if seconds}
+    args = (job._meta.label, job.pk)
+    transaction.on_commit(lambda: run_job.apply_async(args, **options))
