@@ -1,4 +1,8 @@
-"""Shared fixtures: three personas (annotator, researcher, admin) and a logged-in client each."""
+"""Shared fixtures: the personas and a logged-in client each.
+
+annotator (alice) and colleague (bob) rate; researcher (rachel) reads the figures; admin (adam)
+imports, runs and exports; stranger (eve) has an account and no role, so no access to anything.
+"""
 
 from __future__ import annotations
 
@@ -33,6 +37,12 @@ def colleague(db) -> User:
 
 
 @pytest.fixture
+def stranger(db) -> User:
+    """Logged in, with no role: every page refuses her."""
+    return User.objects.create_user("eve", password="pw-for-tests-123")
+
+
+@pytest.fixture
 def researcher(db) -> User:
     return make_user("rachel", "researcher")
 
@@ -51,6 +61,11 @@ def client_for(user: User) -> Client:
 @pytest.fixture
 def annotator_client(annotator) -> Client:
     return client_for(annotator)
+
+
+@pytest.fixture
+def stranger_client(stranger) -> Client:
+    return client_for(stranger)
 
 
 @pytest.fixture

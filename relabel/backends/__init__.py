@@ -8,67 +8,18 @@ goals that mention the original, the binding veto, aggregation and the gate.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
-from relabel.llm.client import CallLog
-from relabel.models import Step, Trajectory
+from relabel.backends.base import Backend, ItemContext
+from relabel.backends.openai import OpenAIBackend
+from relabel.backends.rules import RulesBackend
 
-
-@dataclass
-class ItemContext:
-    """What every stage needs about one trajectory in one run."""
-
-    trajectory: Trajectory
-    steps: list[Step]
-    config: dict[str, Any]
-    log: CallLog
-    memo: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def step_indices(self) -> set[int]:
-        return {step.index for step in self.steps}
-
-
-class Backend(Protocol):
-    name: str
-
-    def detect(self, ctx: ItemContext) -> dict[str, Any]:
-        """{failure_type, severity, recoverable, explanation} for a failed trajectory."""
-        ...
-
-    def extract(self, ctx: ItemContext) -> dict[str, Any]:
-        """{achievements: [{text, steps}], key_observations, limitations}."""
-        ...
-
-    def relabel(
-        self,
-        ctx: ItemContext,
-        outcome: dict[str, Any],
-        *,
-        attempt: int,
-        temperature: float,
-        refused: list[dict[str, Any]],
-    ) -> dict[str, Any]:
-        """{hindsight_goal, rationale, confidence}."""
-        ...
-
-    def panel(self) -> list[dict[str, Any]]:
-        """The judges: each {name, model, endpoint, ...}."""
-        ...
-
-    def judge(self, ctx: ItemContext, judge: dict[str, Any], goal: str) -> dict[str, Any]:
-        """{accept, confidence, reason} of one judge."""
-        ...
+__all__ = ["Backend", "ItemContext", "get_backend"]
 
 
 def get_backend(name: str, config: dict[str, Any]) -> Backend:
     if name == "rules":
-        from relabel.backends.rules import RulesBackend
-
         return RulesBackend(config)
     if name == "openai":
-        from relabel.backends.openai import OpenAIBackend
-
         return OpenAIBackend(config)
     raise ValueError(f"unknown backend {name!r} (rules or openai)")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from relabel.backends import ItemContext
+from relabel.backends.base import ItemContext
 from relabel.config import STAGES
 from relabel.llm import prompts
 from relabel.llm.client import Endpoint, LLMClient

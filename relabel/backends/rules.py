@@ -25,7 +25,7 @@ import json
 import re
 from typing import Any
 
-from relabel.backends import ItemContext
+from relabel.backends.base import ItemContext
 from relabel.models import Step
 
 ERROR = re.compile(

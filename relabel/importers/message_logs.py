@@ -69,19 +69,26 @@ def lookup(record: dict[str, Any], dotted: str) -> tuple[bool, Any]:
     return True, value
 
 
+def mapped_value(
+    record: dict[str, Any], mapping: dict[str, str], key: str, path: Path, locator: str
+) -> tuple[bool, Any]:
+    """(found, value) of the field ``--map key=FIELD`` names; (False, None) when not mapped."""
+    if key not in mapping:
+        return False, None
+    found, value = lookup(record, mapping[key])
+    if not found:
+        raise TrajectoryImportError(
+            path, f"missing (mapped by --map {key}=...)", record=locator, field=mapping[key]
+        )
+    return True, value
+
+
 def parse_record(path: Path, locator: str, record: Any, mapping: dict[str, str]) -> Parsed:
     if not isinstance(record, dict):
         raise TrajectoryImportError(path, "a record must be a JSON object", record=locator)
 
     def mapped(key: str) -> tuple[bool, Any]:
-        if key not in mapping:
-            return False, None
-        found, value = lookup(record, mapping[key])
-        if not found:
-            raise TrajectoryImportError(
-                path, f"missing (mapped by --map {key}=...)", record=locator, field=mapping[key]
-            )
-        return True, value
+        return mapped_value(record, mapping, key, path, locator)
 
     has_id, external_id = mapped("id")
     where = with_id(locator, external_id if has_id else None)

@@ -73,6 +73,29 @@ def answer_id(path: Path) -> str:
     return f"{group}/{path.stem}" if GROUP_FOLDER.match(group) else path.stem
 
 
+def _answer_steps(
+    path: Path, record: str, data: dict[str, Any], gen: dict[str, Any]
+) -> tuple[str, list, dict[str, Any]]:
+    """(system prompt, steps, finish) from the last train conversation, or the CoT chain."""
+    train = gen.get("train_messages") or []
+    if not isinstance(train, list):
+        raise TrajectoryImportError(
+            path, "must be a list", record=record, field="answer_generation.train_messages"
+        )
+    finish = _finish(gen.get("final_answer"))
+    if not train:
+        chain = (data.get("trys") or [{}])[-1].get("chain") or gen.get("chain") or []
+        return "", steps_from_chain(chain), finish or {}
+    conversation = conversation_from_messages(
+        train[-1],
+        path=path,
+        record=record,
+        field_name=f"answer_generation.train_messages[{len(train) - 1}]",
+        finish_tool=FINISH,
+    )
+    return conversation.system_prompt, conversation.steps, finish or conversation.finish or {}
+
+
 def parse_answer_file(path: Path, data: dict[str, Any]) -> Parsed:
     gen = data["answer_generation"]
     record = answer_id(path)
@@ -81,26 +104,7 @@ def parse_answer_file(path: Path, data: dict[str, Any]) -> Parsed:
         raise TrajectoryImportError(
             path, "missing goal", record=record, field="answer_generation.query"
         )
-    train = gen.get("train_messages") or []
-    if not isinstance(train, list):
-        raise TrajectoryImportError(
-            path, "must be a list", record=record, field="answer_generation.train_messages"
-        )
-    system, steps, finish = "", [], _finish(gen.get("final_answer"))
-    if train:
-        conversation = conversation_from_messages(
-            train[-1],
-            path=path,
-            record=record,
-            field_name=f"answer_generation.train_messages[{len(train) - 1}]",
-            finish_tool=FINISH,
-        )
-        system, steps = conversation.system_prompt, conversation.steps
-        finish = finish or conversation.finish or {}
-    else:
-        chain = (data.get("trys") or [{}])[-1].get("chain") or gen.get("chain") or []
-        steps = steps_from_chain(chain)
-    finish = finish or {}
+    system, steps, finish = _answer_steps(path, record, data, gen)
     win = data.get("win")
     try:
         success, _ = outcome_from(win if win is not None else False)

@@ -297,27 +297,22 @@ class LLMClient:
         attempt = 0
         while True:
             started = time.monotonic()
+            body = {
+                "model": endpoint.model,
+                "messages": messages,
+                "temperature": temperature,
+                "max_tokens": self.max_completion_tokens,
+                "response_format": self._response_format(prompt, json_mode),
+            }
             try:
                 with slots:
                     started = time.monotonic()  # the endpoint's latency, not our queue's
                     # client.post is the openai client's documented way to send a body as is:
                     # chat.completions.create walks every message and schema through its type
                     # transforms first, which costs more CPU than the whole rest of a call.
-                    response = client.post(
-                        "/chat/completions",
-                        cast_to=ChatCompletion,
-                        body={
-                            "model": endpoint.model,
-                            "messages": messages,
-                            "temperature": temperature,
-                            "max_tokens": self.max_completion_tokens,
-                            "response_format": self._response_format(prompt, json_mode),
-                        },
-                    )
+                    response = client.post("/chat/completions", cast_to=ChatCompletion, body=body)
             except openai.BadRequestError as exc:
-                if json_mode == "json_schema" and "response_format" in str(exc):
-                    # The endpoint has no JSON-schema mode: use plain JSON mode from now on.
-                    _json_object_only.add(endpoint.base_url)
+                if self._no_schema_mode(endpoint, json_mode, exc):
                     json_mode = "json_object"
                     continue
                 self._record_failure(log, endpoint, stage, key, estimate, started, exc)
@@ -335,6 +330,14 @@ class LLMClient:
             return self._record_success(
                 log, endpoint, stage, key, estimate, started, response
             ), self._content(response)
+
+    @staticmethod
+    def _no_schema_mode(endpoint: Endpoint, json_mode: str, exc: Exception) -> bool:
+        """Whether the endpoint refused the JSON-schema mode; it gets plain JSON from now on."""
+        if json_mode == "json_schema" and "response_format" in str(exc):
+            _json_object_only.add(endpoint.base_url)
+            return True
+        return False
 
     @staticmethod
     def _content(response: Any) -> str | None:

@@ -39,14 +39,7 @@ class ExportForm(forms.Form):
         if self.errors:
             return data
         try:
-            self.options = ExportOptions(
-                format=data["format"],
-                human_verified_only=data["human_verified_only"],
-                min_confidence=data["min_confidence"],
-                include_successes=data["include_successes"],
-                observation_tokens=data["observation_tokens"],
-                csv=data["csv"],
-            )
+            self.options = ExportOptions.from_filters(data["format"], data)
         except ExportError as exc:
             raise forms.ValidationError(str(exc)) from None
         return data

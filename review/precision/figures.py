@@ -1,120 +1,35 @@
 """The precision figures of one run, computed from its candidates and the human verdicts.
 
 ``run_figures(run)`` is the one place that turns the database into numbers: the page, the JSON
-and CSV downloads, the ``precision`` command and the export manifests (``export_precision``)
-all use it. The statistics themselves live in review.precision.stats; the method is written up in
-review/precision-README-section.md.
-
-Which verdicts count: verdicts are append-only; an undo cancels the verdict it points at (an
-undo of an undo restores it); skips say nothing about validity. The effective verdict of a
-(candidate, rater) is their latest verdict that is neither cancelled, an undo, nor a skip. A
-candidate's validity is the majority of its raters' effective verdicts, a tie counting as
-invalid; precision counts candidates, so ``n`` is the number of rated candidates (with one rater
-per candidate, the number of effective verdicts).
+and CSV downloads (review.precision.table), the ``precision`` command and the export manifests
+(``export_precision``) all use it. Which verdicts count and how a candidate's raters decide is
+review.majority (the same rule sets the review state that exports read); the audit strata are
+review.audit's; the statistics are review.precision.stats. Precision counts candidates, so ``n``
+is the number of rated candidates (with one rater per candidate, the number of effective
+verdicts). The method is written up in the README ("Measuring precision").
 """
 
 from __future__ import annotations
 
-import csv
-import io
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Count
 
-from relabel.models import Candidate, Run, RunItem
-from review.models import Verdict
+from relabel.models import Candidate, Run
+from review.audit import strata_edges, stratum
+from review.majority import majority
 from review.precision import stats
+from review.precision.ratings import Rated, load_ratings
 
 DEFAULT_TARGET = 0.97
 DEFAULT_BINS = 10
-STRICT = {"accept": True, "valid": True, "edit": False, "reject": False, "invalid": False}
-LENIENT = {**STRICT, "edit": True}
-NOT_RATINGS = {Verdict.Decision.SKIP, Verdict.Decision.UNDO}
 
 
 def min_verdicts() -> int:
     """Below this many verdicts a figure is reported as "not enough verdicts"."""
     return int(getattr(settings, "PRECISION_MIN_VERDICTS", 10))
-
-
-# -- from verdict rows to ratings -------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Rating:
-    """The effective verdict of one rater on one candidate; ``order`` is its place in time."""
-
-    candidate_id: int
-    rater_id: int
-    kind: str
-    decision: str
-    order: int
-
-    def valid(self, *, lenient: bool = False) -> bool:
-        return (LENIENT if lenient else STRICT)[self.decision]
-
-
-@dataclass(frozen=True)
-class VerdictRow:
-    id: int
-    candidate_id: int
-    rater_id: int
-    kind: str
-    decision: str
-    undoes_id: int | None
-
-
-def cancelled_ids(rows: Sequence[VerdictRow]) -> set[int]:
-    """Ids of verdicts an effective undo cancels. Newest first: an undo that is itself undone
-    cancels nothing, so the verdict it pointed at stands again."""
-    cancelled: set[int] = set()
-    for row in reversed(rows):
-        if row.id not in cancelled and row.decision == Verdict.Decision.UNDO and row.undoes_id:
-            cancelled.add(row.undoes_id)
-    return cancelled
-
-
-def effective_ratings(rows: Sequence[VerdictRow]) -> list[Rating]:
-    """The latest valid-or-not verdict per (candidate, rater); ``rows`` are in time order."""
-    cancelled = cancelled_ids(rows)
-    latest: dict[tuple[int, int], Rating] = {}
-    for order, row in enumerate(rows):
-        if row.id in cancelled or row.decision in NOT_RATINGS or row.decision not in STRICT:
-            continue
-        latest[(row.candidate_id, row.rater_id)] = Rating(
-            row.candidate_id, row.rater_id, row.kind, row.decision, order
-        )
-    return sorted(latest.values(), key=lambda r: r.order)
-
-
-def majority(ratings: Iterable[Rating], *, lenient: bool = False) -> bool:
-    """Valid when more raters say valid than invalid; a tie is invalid (the cautious side)."""
-    votes = [r.valid(lenient=lenient) for r in ratings]
-    return sum(votes) * 2 > len(votes)
-
-
-@dataclass
-class Rated:
-    """A candidate with at least one effective verdict."""
-
-    id: int
-    gate: str
-    confidence: float
-    benchmark: str
-    failure_type: str
-    judges: list[dict[str, Any]]
-    ratings: list[Rating] = field(default_factory=list)
-
-    def valid(self, *, lenient: bool = False) -> bool:
-        return majority(self.ratings, lenient=lenient)
-
-    @property
-    def audit_ratings(self) -> list[Rating]:
-        return [r for r in self.ratings if r.kind == "audit"]
 
 
 # -- figures ----------------------------------------------------------------------------------
@@ -143,72 +58,20 @@ def grouped(rated: Sequence[Rated], key: str, min_n: int) -> dict[str, Any]:
     return {name: both_ways(groups[name], min_n) for name in sorted(groups)}
 
 
-def load_ratings(run: Run) -> tuple[list[Rated], dict[str, Any]]:
-    """The run's rated candidates, and counts of the verdicts behind them."""
-    rows = [
-        VerdictRow(*values)
-        for values in Verdict.objects.filter(candidate__run=run)
-        .order_by("created_at", "id")
-        .values_list("id", "candidate_id", "rater_id", "kind", "decision", "undoes_id")
-    ]
-    ratings = effective_ratings(rows)
-    by_candidate: dict[int, list[Rating]] = defaultdict(list)
-    for r in ratings:
-        by_candidate[r.candidate_id].append(r)
-    fields = ("id", "gate", "confidence", "trajectory__source_format", "item__failure_type")
-    rated = [
-        Rated(cid, gate, conf, fmt, ftype, judges or [], by_candidate[cid])
-        for cid, gate, conf, fmt, ftype, judges in Candidate.objects.filter(
-            id__in=Verdict.objects.filter(candidate__run=run).values("candidate_id")
-        )
-        .order_by("id")
-        .values_list(*fields, "judges")
-        if by_candidate.get(cid)
-    ]
-    cancelled = cancelled_ids(rows)
-    counts = {
-        "total": len(ratings),
-        "recorded": len(rows),
-        "undone": len(cancelled),
-        "skips": sum(r.decision == Verdict.Decision.SKIP and r.id not in cancelled for r in rows),
-        "rated_candidates": len(rated),
-        "raters": len({r.rater_id for r in ratings}),
-        "by_decision": dict(sorted(Counter(r.decision for r in ratings).items())),
-        "by_kind": dict(sorted(Counter(r.kind for r in ratings).items())),
-    }
-    return rated, counts
-
-
 def gate_counts(run: Run) -> dict[str, Any]:
-    by_gate = dict(
-        Candidate.objects.for_run(run).values_list("gate").annotate(n=Count("id")).order_by()
-    )
-    by_status = dict(
-        RunItem.objects.for_run(run).values_list("status").annotate(n=Count("id")).order_by()
-    )
-    gates = {g: by_gate.get(g, 0) for g in Candidate.Gate.values}
-    gates["discarded"] = by_status.get(RunItem.Status.DISCARDED, 0)
-    return {
-        "items": sum(by_status.values()),
-        "candidates": sum(by_gate.values()),
-        "by_gate": gates,
-        "by_status": dict(sorted(by_status.items())),
+    """The run's counts (``Run.counts``) as the figures report them."""
+    counts = run.counts()
+    by_gate = {
+        Candidate.Gate.AUTO_ACCEPTED: counts.auto_accepted,
+        Candidate.Gate.NEEDS_REVIEW: counts.needs_review,
+        Candidate.Gate.REJECTED: counts.rejected,
     }
-
-
-def bucket_edges(run: Run) -> list[float]:
-    """Confidence strata of the auto-accepted pool: equal widths from the accept threshold to 1,
-    as many as the run's audit sample is stratified into."""
-    parts = max(1, int(run.config.get("review", {}).get("audit_buckets", 4)))
-    low = min(max(run.accept_threshold, 0.0), 1.0)
-    return [low + (1 - low) * i / parts for i in range(parts + 1)]
-
-
-def stratum_of(confidence: float, edges: Sequence[float]) -> int:
-    for i in range(len(edges) - 2, -1, -1):
-        if confidence >= edges[i]:
-            return i
-    return 0
+    return {
+        "items": counts.total,
+        "candidates": counts.candidates,
+        "by_gate": {**{str(g): n for g, n in by_gate.items()}, "discarded": counts.discarded},
+        "by_status": dict(sorted(counts.by_status.items())),
+    }
 
 
 def pool_strata(
@@ -216,10 +79,10 @@ def pool_strata(
 ) -> list[stats.Stratum]:
     sizes, ks, ns = Counter(), Counter(), Counter()
     for confidence in pool:
-        sizes[stratum_of(confidence, edges)] += 1
+        sizes[stratum(confidence, edges)] += 1
     for confidence, valid in audited:
-        ns[stratum_of(confidence, edges)] += 1
-        ks[stratum_of(confidence, edges)] += int(valid)
+        ns[stratum(confidence, edges)] += 1
+        ks[stratum(confidence, edges)] += int(valid)
     return [stats.Stratum(sizes[i], ks[i], ns[i]) for i in range(len(edges) - 1)]
 
 
@@ -234,7 +97,7 @@ def audit_and_export(run: Run, rated: Sequence[Rated], min_n: int) -> dict[str, 
     """The auto-accepted pool's precision from its blind audit sample, and the precision of the
     exportable set: human-approved candidates (verified) plus the auto-accepted ones nobody rated
     (estimated from the audit sample, stratum by stratum)."""
-    edges = bucket_edges(run)
+    edges = strata_edges(run)
     by_id = {c.id: c for c in rated}
     pool = list(Candidate.objects.for_run(run).auto_accepted().values_list("id", "confidence"))
     audited = [
@@ -243,24 +106,38 @@ def audit_and_export(run: Run, rated: Sequence[Rated], min_n: int) -> dict[str, 
         if c.gate == Candidate.Gate.AUTO_ACCEPTED and c.audit_ratings
     ]
     pool_est = pool_strata([conf for _, conf in pool], audited, edges)
-    audit = stats.stratified_proportion(pool_est)
-    unrated = [conf for cid, conf in pool if cid not in by_id]
-    rest_est = pool_strata(unrated, audited, edges)
-    rest = stats.stratified_proportion(rest_est)
-    verified = sum(c.valid(lenient=True) for c in rated)
-    # What the figure rests on: the verified candidates and the audited ones (some are both).
-    behind = {c.id for c in rated if c.valid(lenient=True) or c.audit_ratings}
-    exported = stats.with_verified(verified, len(unrated), rest)
     audit_fig = {
-        **audit.as_dict(),
+        **stats.stratified_proportion(pool_est).as_dict(),
         "k": sum(valid for _, valid in audited),
         "enough": len(audited) >= min_n,
         "pool": len(pool),
         "method": "post-stratified by confidence, Wilson at the effective sample size",
         "strata": strata_table(pool_est, edges),
     }
-    export_fig = {
-        **exported,
+    unrated = [conf for cid, conf in pool if cid not in by_id]
+    export_fig = exported_set(rated, unrated, audited, edges, min_n)
+    return {
+        "audit_precision": audit_fig,
+        "export_precision": export_fig,
+        "label_noise": label_noise(export_fig),
+    }
+
+
+def exported_set(
+    rated: Sequence[Rated],
+    unrated: list[float],
+    audited: list[tuple[float, bool]],
+    edges: list[float],
+    min_n: int,
+) -> dict[str, Any]:
+    """The exportable set's precision: the verified candidates plus the unrated auto-accepted
+    ones, estimated stratum by stratum from the audit."""
+    rest_est = pool_strata(unrated, audited, edges)
+    verified = sum(c.valid(lenient=True) for c in rated)
+    # What the figure rests on: the verified candidates and the audited ones (some are both).
+    behind = {c.id for c in rated if c.valid(lenient=True) or c.audit_ratings}
+    figure = {
+        **stats.with_verified(verified, len(unrated), stats.stratified_proportion(rest_est)),
         "n": len(behind),
         "audited": len(audited),
         "enough": len(behind) >= min_n and (not unrated or len(audited) >= min_n),
@@ -272,16 +149,20 @@ def audit_and_export(run: Run, rated: Sequence[Rated], min_n: int) -> dict[str, 
     }
     if unrated and len(audited) < min_n:
         # The shortfall is in the audit sample, whatever the number of verified candidates.
-        export_fig["note"] = f"not enough audit verdicts: n={len(audited)}"
-    noise = {
+        figure["note"] = f"not enough audit verdicts: n={len(audited)}"
+    return figure
+
+
+def label_noise(exported: dict[str, Any]) -> dict[str, Any]:
+    """One minus the exported set's precision, its interval mirrored."""
+    return {
         "value": None if exported["value"] is None else 1 - exported["value"],
         "low": None if exported["high"] is None else 1 - exported["high"],
         "high": None if exported["low"] is None else 1 - exported["low"],
-        "n": len(behind),
-        "enough": export_fig["enough"],
-        **({"note": export_fig["note"]} if "note" in export_fig else {}),
+        "n": exported["n"],
+        "enough": exported["enough"],
+        **({"note": exported["note"]} if "note" in exported else {}),
     }
-    return {"audit_precision": audit_fig, "export_precision": export_fig, "label_noise": noise}
 
 
 def agreement(rated: Sequence[Rated], min_n: int) -> dict[str, Any]:
@@ -414,46 +295,3 @@ def run_figures(
         "recommended_threshold": recommendation["value"],
         "judges": judge_agreement(rated, min_n),
     }
-
-
-# -- CSV ------------------------------------------------------------------------------------------
-
-CSV_HEADER = ["figure", "group", "value", "low", "high", "n", "enough"]
-
-
-def _row(figure: str, group: str, fig: dict[str, Any]) -> list[Any]:
-    return [figure, group, *(fig.get(k) for k in ("value", "low", "high", "n", "enough"))]
-
-
-def figure_rows(figures: dict[str, Any]) -> list[list[Any]]:
-    """Every figure as one flat row: what the CSV download holds."""
-    rows = [_row(f"precision_{w}", "all", figures[f"precision_{w}"]) for w in ("strict", "lenient")]
-    for key in ("by_benchmark", "by_failure_type"):
-        for group, pair in figures[key].items():
-            rows += [_row(f"{key}_{w}", group, pair[w]) for w in ("strict", "lenient")]
-    for b in figures["by_bucket"]:
-        group = f"{b['low']:.2f}-{b['high']:.2f}"
-        rows += [_row(f"by_bucket_{w}", group, b[w]) for w in ("strict", "lenient")]
-    for key in ("audit_precision", "export_precision", "label_noise"):
-        rows.append(_row(key, "all", figures[key]))
-    rows.append(_row(f"kappa_{figures['kappa']['method'] or 'none'}", "all", figures["kappa"]))
-    rows.append(_row("ece", "all", {**figures["calibration"], "value": figures["ece"]}))
-    rows.append(_row("recommended_threshold", "all", figures["threshold"]))
-    for j in figures["judges"]:
-        rows.append(_row("judge_agreement", j["name"], j["agreement"]))
-        rows.append(_row("judge_kappa", j["name"], {**j["kappa"], "n": j["n"]}))
-    for gate, n in figures["counts"]["by_gate"].items():
-        rows.append(["count_gate", gate, n, None, None, n, True])
-    for decision, n in figures["verdicts"]["by_decision"].items():
-        rows.append(["count_verdict", decision, n, None, None, n, True])
-    return rows
-
-
-def figures_csv(figures: dict[str, Any]) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(CSV_HEADER)
-    writer.writerows(
-        [cell if cell is not None else "" for cell in row] for row in figure_rows(figures)
-    )
-    return out.getvalue()

@@ -11,7 +11,7 @@ from django.views.decorators.http import require_GET
 from relabel.models import Run
 from relabel.roles import require_role
 from review.precision import charts, stats
-from review.precision.figures import DEFAULT_TARGET, figures_csv, run_figures
+from review.precision.figures import DEFAULT_TARGET, run_figures
 from review.precision.format import (
     pct,
     show,
@@ -19,6 +19,7 @@ from review.precision.format import (
     show_kappa,
     show_threshold,
 )
+from review.precision.table import figures_csv
 
 
 def _run(run_id: int) -> Run:

@@ -9,9 +9,10 @@ from django.contrib.auth.models import User
 
 from relabel.models import RunItem
 from review.models import Verdict
-from review.precision.figures import figures_csv, run_figures
+from review.precision.figures import run_figures
 from review.precision.format import show
 from review.precision.stats import wilson
+from review.precision.table import figures_csv
 from tests.factories import make_candidate, make_run, make_trajectory
 
 pytestmark = pytest.mark.django_db

@@ -7,7 +7,6 @@ import re
 import time
 
 import pytest
-from django.contrib.auth.models import User
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
@@ -52,11 +51,21 @@ def test_anonymous_people_are_sent_to_the_login_page(client, run):
     assert not Verdict.objects.exists()
 
 
-def test_a_user_without_a_role_is_refused(db):
-    stranger = User.objects.create_user("eve", password="pw-for-tests-123")
-    client = client_for(stranger)
-    assert client.get("/review/").status_code == 403
-    assert client.get("/").status_code == 403
+def test_a_user_without_a_role_is_refused_everywhere(stranger_client, run):
+    (candidate,) = queued(run, 0.3)
+    task = task_of(candidate)
+    pages = [
+        "/",
+        "/review/",
+        *researcher_urls(run, candidate),
+        reverse("run_review", args=[run.pk]),
+    ]
+    pages += [reverse("precision:run", args=[run.pk]), reverse("exports:index")]
+    for url in pages:
+        assert stranger_client.get(url).status_code == 403, url
+    for url in [reverse("decide", args=[task.pk]), reverse("undo"), reverse("upload")]:
+        assert stranger_client.post(url).status_code == 403, url
+    assert not Verdict.objects.exists()
 
 
 def test_an_annotator_cannot_reach_researcher_or_admin_pages(annotator_client, run):

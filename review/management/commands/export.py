@@ -51,14 +51,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **opts: Any) -> None:
         try:
-            options = ExportOptions(
-                format=opts["format"],
-                human_verified_only=opts["human_verified_only"],
-                min_confidence=opts["min_confidence"],
-                include_successes=opts["include_successes"],
-                observation_tokens=opts["observation_tokens"],
-                csv=opts["csv"],
-            )
+            options = ExportOptions.from_filters(opts["format"], opts)
         except ExportError as exc:
             raise CommandError(str(exc)) from None
         run = Run.objects.select_related("dataset").filter(pk=opts["run"]).first()
