@@ -50,7 +50,7 @@ DEFAULTS: dict[str, Any] = {
     "malformed_retries": 2,
     # Items per Celery task when a broker is configured (without one, one task takes them all).
     "chunk_size": 32,
-    # Without a broker, processes for a large run (0 = one per CPU); see pipeline.runner.
+    # Without a broker, processes for a large run (0 = one per CPU); see relabel.pipeline.pools.
     "processes": 0,
     # Model -> {"prompt": USD per 1M tokens, "completion": USD per 1M tokens}; merged over
     # relabel.llm.pricing.DEFAULT_PRICES.

@@ -1,4 +1,5 @@
-"""What the review pages show of a candidate: goal diff, steps, achievements.
+"""What the candidate page and the review queue show of a candidate: goal diff, steps,
+achievements.
 
 Everything here returns plain strings in plain structures; templates escape them. Nothing from a
 trajectory is ever marked safe.

@@ -3,7 +3,7 @@
 ``dpo_hindsight.jsonl`` is AgentHER's pairing, ``{"chosen", "rejected"}`` (TRL's implicit-prompt
 form): the same trajectory under its hindsight goal (chosen) and under the original goal it
 failed (rejected). The two differ in their user turn, so the only prefix they share is the
-system prompt; see README-section.md for how to feed them to TRL.
+system prompt; the README ("Loading the files") shows how to feed them to TRL.
 
 ``dpo_shared_prompt.jsonl`` holds ``{"prompt", "chosen", "rejected"}`` (TRL's explicit form)
 where the run has several trajectories of one task (the same goal) with different outcomes: the

@@ -4,7 +4,7 @@ Every interval is a 95% interval unless a caller passes another ``z``. The metho
 intervals, Cohen's kappa with Cohen's large-sample standard error, Fleiss' kappa with a
 fixed-seed percentile bootstrap over items, post-stratified proportions with a Wilson interval on
 the effective sample size, ECE over equal-width bins) are described in
-review/precision-README-section.md.
+the README, "Measuring precision".
 """
 
 from __future__ import annotations

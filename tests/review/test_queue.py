@@ -1,4 +1,4 @@
-"""The queue: what populate_queue puts in it and how next_task_for leases it."""
+"""The queue: what populate_queue puts in it and how ReviewTask.objects.claim_next leases it."""
 
 from __future__ import annotations
 
