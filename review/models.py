@@ -253,13 +253,18 @@ class VerdictQuerySet(models.QuerySet):
 
     def undo_last(self, rater: AbstractBaseUser) -> Verdict | None:
         """Undoes the rater's last decision with a new verdict; None when there is nothing to
-        undo. The undone task goes back to the rater."""
+        undo, DecisionError when a concurrent undo took it first. The undone task goes back to
+        the rater."""
         now = timezone.now()
         with transaction.atomic():
             target = self.last_undoable(rater)
             if target is None:
                 return None
+            # Two undos at once pick the same verdict: the second waits for the first's lock,
+            # then finds it undone (a fresh read under READ COMMITTED) and says so.
             target = Verdict.objects.select_for_update().get(pk=target.pk)
+            if Verdict.objects.filter(undoes=target).exists():
+                raise DecisionError("already undone: your last decision was taken back already")
             undo = Verdict.objects.create(
                 candidate_id=target.candidate_id,
                 task_id=target.task_id,

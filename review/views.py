@@ -113,7 +113,10 @@ def decide(request: HttpRequest, task_id: int) -> HttpResponse:
 @require_POST
 @require_role("annotator")
 def undo(request: HttpRequest) -> HttpResponse:
-    undone = Verdict.objects.undo_last(request.user)
+    try:
+        undone = Verdict.objects.undo_last(request.user)
+    except DecisionError as exc:
+        return after_decision(request, f"Not undone: {exc}")
     return after_decision(request, "" if undone else "Nothing to undo.")
 
 
