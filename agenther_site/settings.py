@@ -147,7 +147,18 @@ CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 600)
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 660)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_TASK_DEFAULT_QUEUE", "agenther")
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+# An export may run this long (seconds) before its worker kills it.
+AGENTHER_EXPORT_TIME_LIMIT = env_int("AGENTHER_EXPORT_TIME_LIMIT", 3660)
+# Redis hands an unacknowledged task to another worker after the visibility timeout, even while
+# the first still runs it: it must exceed the longest task, or a long export would run twice.
+_LONGEST_TASK = max(CELERY_TASK_TIME_LIMIT, AGENTHER_EXPORT_TIME_LIMIT)
+CELERY_VISIBILITY_TIMEOUT = env_int("CELERY_VISIBILITY_TIMEOUT", _LONGEST_TASK + 600)
+if CELERY_VISIBILITY_TIMEOUT <= _LONGEST_TASK:
+    raise ImproperlyConfigured(
+        f"CELERY_VISIBILITY_TIMEOUT={CELERY_VISIBILITY_TIMEOUT} must exceed the longest task time "
+        f"limit ({_LONGEST_TASK} s), or a task still running would be handed to a second worker"
+    )
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT}
 
 # --- LLM endpoint ---------------------------------------------------------------------------
 OPENAI_BASE_URL = env_str("OPENAI_BASE_URL")

@@ -14,6 +14,7 @@ import time
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, ClassVar
 
 from django.conf import settings
@@ -558,10 +559,13 @@ JobPerformer = Callable[["BackgroundJob"], dict[str, Any]]
 class BackgroundJob(models.Model):
     """Work a user started from a page (an import, an export) and follows there.
 
-    One worker claims it (``claim``), reports progress, and ends it with ``finish`` (the result
-    fields) or ``fail`` (a message for the user). What the work is, each app says in its
-    ``ready()`` with ``performed_by``: the performer takes the job and returns the fields to
-    store, or raises JobError. ``relabel.tasks.jobs`` runs any job by its model and id.
+    One worker claims it (``claim``) under a lease as long as its task may live, reports
+    progress, and ends it with ``finish`` (the result fields) or ``fail`` (a message for the
+    user). A second delivery of the task while the first may still be working is refused (it
+    retries once the lease is over: a worker that died is taken over, one that lives is not).
+    What the work is, each app says in its ``ready()`` with ``performed_by``: the performer takes
+    the job and returns the fields to store, or raises JobError. ``relabel.tasks.jobs`` runs any
+    job by its model and id.
     """
 
     class Status(models.TextChoices):
@@ -585,6 +589,11 @@ class BackgroundJob(models.Model):
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    lease_until = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="A worker holds the job until then (its task's time limit).",
+    )
 
     class Meta:
         abstract = True
@@ -602,16 +611,30 @@ class BackgroundJob(models.Model):
             setattr(self, name, value)
         return type(self).objects.filter(pk=self.pk).update(**fields)
 
+    @classmethod
+    def time_limit(cls) -> int:
+        """Seconds its task may run before the worker kills it: no lease needs to be longer."""
+        return int(cls.TIME_LIMIT or settings.CELERY_TASK_TIME_LIMIT)
+
     def claim(self) -> bool:
-        """Takes the job: pending, or running when its worker died and the task came back."""
-        claimed = (
-            type(self)
-            .objects.filter(pk=self.pk, status__in=self.ACTIVE)
-            .update(status=self.Status.RUNNING, error="", progress=0)
-        )
+        """Takes the job: pending, or running under a lease that is over (its worker died)."""
+        now = timezone.now()
+        lapsed = Q(lease_until__isnull=True) | Q(lease_until__lt=now)
+        free = Q(status=self.Status.PENDING) | (Q(status=self.Status.RUNNING) & lapsed)
+        lease = now + timedelta(seconds=self.time_limit())
+        fields = {"status": self.Status.RUNNING, "error": "", "progress": 0, "lease_until": lease}
+        claimed = type(self).objects.filter(free, pk=self.pk).update(**fields)
         if claimed:
-            self.status, self.error, self.progress = self.Status.RUNNING, "", 0
+            for name, value in fields.items():
+                setattr(self, name, value)
         return bool(claimed)
+
+    def busy_for(self) -> float:
+        """Seconds until another worker's lease on this job is over (0: nobody holds it)."""
+        self.refresh_from_db(fields=["status", "lease_until"])
+        if self.status != self.Status.RUNNING or self.lease_until is None:
+            return 0.0
+        return max(0.0, (self.lease_until - timezone.now()).total_seconds())
 
     def report_progress(self, done: int, total: int) -> None:
         now = time.monotonic()
@@ -621,16 +644,19 @@ class BackgroundJob(models.Model):
         self._update(progress=done, total=total)
 
     def finish(self, **results: Any) -> None:
-        self._update(status=self.Status.DONE, finished_at=timezone.now(), **results)
+        now = timezone.now()
+        self._update(status=self.Status.DONE, finished_at=now, lease_until=None, **results)
 
     def fail(self, error: str) -> None:
-        self._update(status=self.Status.FAILED, error=error, finished_at=timezone.now())
+        now = timezone.now()
+        self._update(status=self.Status.FAILED, error=error, finished_at=now, lease_until=None)
 
-    def execute(self) -> None:
-        """Claims the job, performs it and records how it ended; a second delivery of a job
-        already ended does nothing."""
+    def execute(self) -> float:
+        """Claims the job, performs it and records how it ended; returns 0. A delivery of a job
+        that has ended does nothing; one of a job another worker holds returns the seconds
+        until that worker's lease is over (the task tries again then)."""
         if not self.claim():
-            return
+            return self.busy_for()
         try:
             results = self.performer(self)
         except JobError as exc:
@@ -640,6 +666,7 @@ class BackgroundJob(models.Model):
             self.fail(f"unexpected error: {type(exc).__name__}: {exc}")
         else:
             self.finish(**results)
+        return 0.0
 
 
 class ImportJob(BackgroundJob):

@@ -399,9 +399,10 @@ class ExportJob(BackgroundJob):
     exports, its data did not move.
     """
 
-    # An export of a large run can take long; the broker's visibility timeout must exceed it.
-    SOFT_TIME_LIMIT = 3600
-    TIME_LIMIT = 3660
+    # An export of a large run can take long (settings check that the broker's visibility
+    # timeout exceeds it, so a running export is never handed to a second worker).
+    SOFT_TIME_LIMIT = settings.AGENTHER_EXPORT_TIME_LIMIT - 60
+    TIME_LIMIT = settings.AGENTHER_EXPORT_TIME_LIMIT
 
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="exports")
     format = models.CharField(max_length=20)

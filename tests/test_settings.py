@@ -84,3 +84,9 @@ def test_adduser_without_a_password_or_a_terminal_says_what_to_do(tmp_path):
     assert result.returncode != 0
     assert "pass --password when there is no terminal" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_it_refuses_a_visibility_timeout_shorter_than_the_longest_task():
+    result = run_check(DEBUG="1", CELERY_VISIBILITY_TIMEOUT="3600")
+    assert result.returncode != 0
+    assert "CELERY_VISIBILITY_TIMEOUT=3600 must exceed" in result.stderr

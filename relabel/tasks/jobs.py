@@ -15,21 +15,25 @@ from relabel.models import BackgroundJob
 __all__ = ["run_job", "submit_job"]
 
 
-@shared_task(acks_late=True, ignore_result=True)
-def run_job(label: str, job_id: int) -> None:
+@shared_task(bind=True, acks_late=True, ignore_result=True, max_retries=None)
+def run_job(self, label: str, job_id: int) -> None:
     """Runs job ``job_id`` of model ``label`` (e.g. ``relabel.ImportJob``). Idempotent: a job
-    that has ended is left alone; one whose worker died is claimed again and redone."""
+    that has ended is left alone; one another worker holds is tried again when that worker's
+    lease is over (so a worker that died is taken over, and a live one is never doubled)."""
     model = apps.get_model(label)
     if not issubclass(model, BackgroundJob):
         raise TypeError(f"{label} is not a background job")
     job = model.objects.filter(pk=job_id).first()
-    if job is not None:
-        job.execute()
+    if job is None:
+        return
+    wait = job.execute()
+    if wait:
+        raise self.retry(countdown=int(wait) + 1)
 
 
 def submit_job(job: BackgroundJob) -> None:
     """Sends the job to a worker once the transaction that created it commits."""
-    limits = {"soft_time_limit": job.SOFT_TIME_LIMIT, "time_limit": job.TIME_LIMIT}
+    limits = {"soft_time_limit": job.SOFT_TIME_LIMIT, "time_limit": job.time_limit()}
     options = {name: seconds for name, seconds in limits.items() if seconds}
     args = (job._meta.label, job.pk)
     transaction.on_commit(lambda: run_job.apply_async(args, **options))

@@ -1,7 +1,11 @@
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
+from celery.exceptions import Retry
 from django.urls import reverse
+from django.utils import timezone
 
 from relabel.tasks import run_job
 from review.models import ExportJob
@@ -131,3 +135,35 @@ def test_a_failing_export_is_marked_failed_with_the_reason(reviewed_run, export_
     run_job("review.ExportJob", job.pk)
     job.refresh_from_db()
     assert job.status == "failed" and "--csv applies to the verdicts format only" in job.error
+
+
+def test_an_export_a_worker_is_writing_is_never_handed_to_a_second_worker(reviewed_run):
+    job = ExportJob.objects.create(run=reviewed_run.run, format="sft")
+    first = ExportJob.objects.get(pk=job.pk)
+    assert first.claim()
+    second = ExportJob.objects.get(pk=job.pk)  # the same task delivered again meanwhile
+    assert not second.claim()
+    assert 3600 < second.busy_for() <= ExportJob.TIME_LIMIT
+    assert ExportJob.objects.get(pk=job.pk).status == "running"
+
+
+def test_an_export_whose_worker_died_is_taken_over_once_its_lease_is_over(reviewed_run):
+    over = timezone.now() - timedelta(seconds=1)
+    job = ExportJob.objects.create(
+        run=reviewed_run.run, format="sft", status="running", lease_until=over
+    )
+    assert job.claim() and job.lease_until > timezone.now()
+
+
+def test_a_redelivered_task_of_a_held_export_waits_for_the_lease(reviewed_run, monkeypatch):
+    job = ExportJob.objects.create(run=reviewed_run.run, format="sft")
+    assert ExportJob.objects.get(pk=job.pk).claim()  # another worker is writing it
+    with pytest.raises(Retry):
+        run_job.apply(("review.ExportJob", job.pk), throw=True)
+    job.refresh_from_db()
+    assert job.status == "running" and job.directory == ""  # nothing written twice
+
+
+def test_the_broker_never_redelivers_a_task_that_may_still_be_running(settings):
+    longest = max(settings.CELERY_TASK_TIME_LIMIT, ExportJob.TIME_LIMIT)
+    assert settings.CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] > longest
