@@ -134,7 +134,10 @@ def queue() -> Iterator[str]:
     redis.Redis.from_url(redis_url(), socket_connect_timeout=3).ping()
     name = f"agenther-test-{uuid.uuid4().hex[:10]}"
     yield name
-    redis.Redis.from_url(redis_url()).delete(name)
+    # The queue, and the bindings kombu keeps for it.
+    redis.Redis.from_url(redis_url()).delete(
+        name, f"_kombu.binding.{name}", f"_kombu.binding_permanent.{name}"
+    )
 
 
 # -- the smoke test --------------------------------------------------------------------------
