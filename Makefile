@@ -1,4 +1,5 @@
-# Two commands: `make demo` and `make test` (see README). Everything else is a helper of theirs.
+# Two commands: `make demo` and `make test` (see README). Everything else is a helper of theirs,
+# but for production: `make web` and `make worker` (README, "In production").
 PYTHON ?= python3.12
 VENV := .venv
 BIN := $(VENV)/bin
@@ -6,8 +7,12 @@ STAMP := $(VENV)/.installed-stamp
 # The suite runs against real services; these are the machine's defaults (override freely).
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/agenther
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/14
+# What the tests' own process needs: a key (there is no DEBUG), and plain HTTP for the test
+# client. Production defaults stay on: tests that check them start processes without these.
+TEST_ENV := SECRET_KEY=insecure-key-for-tests-only AGENTHER_PLAIN_HTTP=1 \
+	DATABASE_URL=$(TEST_DATABASE_URL) AGENTHER_TEST_REDIS_URL=$(TEST_REDIS_URL)
 
-.PHONY: demo test venv lint format worker serve clean
+.PHONY: demo test venv services lint format web migrate worker serve clean
 
 venv: $(STAMP)
 
@@ -24,13 +29,24 @@ demo: venv
 serve: venv
 	DEBUG=1 $(BIN)/python manage.py runserver 127.0.0.1:8000
 
-worker: venv
-	$(BIN)/celery -A agenther_site worker -l info --concurrency=2
+# Production: gunicorn on PORT (default 8000) after check --deploy, collectstatic and a
+# migrations check (bin/web); migrations are applied by `make migrate`, once per release.
+web: venv
+	bin/web
 
-test: venv
+migrate: venv
+	$(BIN)/python manage.py migrate
+
+worker: venv
+	$(BIN)/celery -A agenther_site worker -l info
+
+# Starts PostgreSQL and Redis when local and stopped, installs chromium when it may.
+services:
+	@bin/ensure-services "$(TEST_DATABASE_URL)" "$(TEST_REDIS_URL)"
+
+test: venv services
 	$(BIN)/ruff check .
-	DATABASE_URL=$(TEST_DATABASE_URL) AGENTHER_TEST_REDIS_URL=$(TEST_REDIS_URL) \
-		$(BIN)/pytest $(PYTEST_ARGS)
+	$(TEST_ENV) $(BIN)/pytest $(PYTEST_ARGS)
 
 lint: venv
 	$(BIN)/ruff check .

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import dj_database_url
@@ -15,17 +14,42 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("AGENTHER_VAR_DIR", str(BASE_DIR / "var")))
 
 DEBUG = env_bool("DEBUG", False) or env_bool("DJANGO_DEBUG", False)
-TESTING = "pytest" in sys.modules or env_bool("AGENTHER_TESTING", False)
 
 SECRET_KEY = env_str("SECRET_KEY")
 if not SECRET_KEY:
-    if not (DEBUG or TESTING):
+    if not DEBUG:
         raise ImproperlyConfigured(
             "SECRET_KEY is required unless DEBUG=1 (set SECRET_KEY to a long random string)"
         )
     SECRET_KEY = "insecure-development-key-do-not-use-in-production"
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "testserver"])
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+
+# --- HTTPS ------------------------------------------------------------------------------------
+# Production sits behind a TLS proxy: HTTPS only, unless the operator says the server is on a
+# plain-HTTP intranet (the server says so at start, see agenther_site.startup). The development
+# server (DEBUG) is plain HTTP.
+PLAIN_HTTP = env_bool("AGENTHER_PLAIN_HTTP", False)
+HTTPS_ONLY = not (DEBUG or PLAIN_HTTP)
+# The proxy in front terminates TLS and must set (not pass on) X-Forwarded-Proto.
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = HTTPS_ONLY
+# Load balancers probe the server itself over plain HTTP; a redirect would read as a failure.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31_536_000) if HTTPS_ONLY else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = HTTPS_ONLY
+SESSION_COOKIE_SECURE = HTTPS_ONLY
+CSRF_COOKIE_SECURE = HTTPS_ONLY
+SILENCED_SYSTEM_CHECKS = [
+    # HSTS preloading commits a whole registered domain, for years, to HTTPS: a decision for
+    # the domain's owner, not for one application usually served from a subdomain of it.
+    "security.W021",
+]
+if PLAIN_HTTP:
+    # Asked for by the operator (AGENTHER_PLAIN_HTTP=1), and said at start: no HTTPS redirect,
+    # HSTS or secure cookies, so `check --deploy` need not warn about each.
+    SILENCED_SYSTEM_CHECKS += ["security.W004", "security.W008", "security.W012", "security.W016"]
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -40,7 +64,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "agenther_site.requestlog.RequestLogMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -92,6 +118,9 @@ def _database() -> dict:
         config = dj_database_url.parse(url, conn_max_age=env_int("DB_CONN_MAX_AGE", 0))
     except Exception as exc:
         raise ImproperlyConfigured(f"DATABASE_URL={url!r} is not a database URL: {exc}") from None
+    if config["ENGINE"] == "django.db.backends.postgresql":
+        # A database that does not answer fails a request (and /healthz) in seconds, not never.
+        config.setdefault("OPTIONS", {}).setdefault("connect_timeout", 10)
     if config["ENGINE"] == "django.db.backends.sqlite3":
         # Concurrent readers while the in-process pipeline writes.
         config.setdefault("OPTIONS", {}).update({"timeout": 30, "transaction_mode": "IMMEDIATE"})
@@ -100,10 +129,6 @@ def _database() -> dict:
 
 DATABASES = {"default": _database()}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
-
-if TESTING:
-    # Real hashing costs ~1 s per user on these machines; tests create many users.
-    PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -120,6 +145,12 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = VAR_DIR / "static"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    # `collectstatic` writes every file under a content-hashed name, gzipped beside it; WhiteNoise
+    # serves those with far-future cache headers. With DEBUG the plain names are used.
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
 MEDIA_ROOT = VAR_DIR / "media"
 EXPORT_ROOT = Path(env_str("AGENTHER_EXPORT_DIR", str(VAR_DIR / "exports")))
 UPLOAD_ROOT = Path(env_str("AGENTHER_UPLOAD_DIR", str(VAR_DIR / "uploads")))
@@ -142,6 +173,8 @@ CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Processes per worker: each takes one task (chunk_size items) at a time; README, "At scale".
+CELERY_WORKER_CONCURRENCY = env_int("CELERY_WORKER_CONCURRENCY", 2)
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 600)
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 660)
@@ -165,10 +198,29 @@ OPENAI_BASE_URL = env_str("OPENAI_BASE_URL")
 OPENAI_API_KEY = env_str("OPENAI_API_KEY")
 AGENTHER_DEFAULT_MODEL = env_str("AGENTHER_DEFAULT_MODEL", "gpt-4o-mini")
 
+# One JSON object a line on stderr. agenther.requests and agenther.tasks write one line a request
+# and one a Celery task (agenther_site.requestlog, agenther_site.celery) whatever LOG_LEVEL is;
+# they have their own handler because the Celery worker replaces the root logger's.
+LOG_LEVEL = env_str("LOG_LEVEL", "WARNING")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "WARNING")},
-    "loggers": {"agenther": {"level": env_str("LOG_LEVEL", "WARNING"), "propagate": True}},
+    "formatters": {
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": ["levelname", "name", "message"],
+            "rename_fields": {"levelname": "level", "name": "logger"},
+            "timestamp": "time",
+        }
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "json"},
+        "events": {"class": "logging.StreamHandler", "formatter": "json"},
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        "agenther": {"level": LOG_LEVEL, "propagate": True},
+        "agenther.requests": {"handlers": ["events"], "level": "INFO", "propagate": False},
+        "agenther.tasks": {"handlers": ["events"], "level": "INFO", "propagate": False},
+    },
 }

@@ -16,6 +16,11 @@ def setup_django(database_url: str, name: str) -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "agenther_site.settings")
     os.environ["DEBUG"] = os.environ["DJANGO_DEBUG"] = "0"
     os.environ.setdefault("SECRET_KEY", f"{name}-bench-only")
+    # Django's test client speaks plain HTTP (in production the TLS proxy is in front).
+    os.environ.setdefault("AGENTHER_PLAIN_HTTP", "1")
     import django
+    from django.core.management import call_command
 
     django.setup()
+    # Pages link the static files by their hashed names, as in production: collect them first.
+    call_command("collectstatic", interactive=False, verbosity=0)

@@ -7,16 +7,38 @@ imports, runs and exports; stranger (eve) has an account and no role, so no acce
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import User
-from django.test import Client
+from django.test import Client, override_settings
 
 from relabel.roles import grant_role
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = Path(os.environ.get("AGENTHER_SHARED_DATA", ROOT.parent / "shared" / "data"))
+
+
+# What the suite changes in the settings, and why; everything else comes from the environment
+# that `make test` gives (see the Makefile).
+TEST_SETTINGS = {
+    # Real hashing costs ~1 s per user on these machines; tests create many users.
+    "PASSWORD_HASHERS": ["django.contrib.auth.hashers.MD5PasswordHasher"],
+    # The hashed names need `collectstatic` first; tests/test_production.py runs it for real.
+    "STORAGES": {
+        "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    },
+    # ...and so WhiteNoise has no collected files to index: it looks them up when asked.
+    "WHITENOISE_AUTOREFRESH": True,
+}
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _test_settings() -> Iterator[None]:
+    with override_settings(**TEST_SETTINGS):
+        yield
 
 
 def make_user(username: str, role: str) -> User:

@@ -90,3 +90,22 @@ def test_it_refuses_a_visibility_timeout_shorter_than_the_longest_task():
     result = run_check(DEBUG="1", CELERY_VISIBILITY_TIMEOUT="3600")
     assert result.returncode != 0
     assert "CELERY_VISIBILITY_TIMEOUT=3600 must exceed" in result.stderr
+
+
+def test_importing_pytest_changes_nothing_in_the_settings():
+    """Configuration comes from the environment only: a process that imports pytest (as a
+    shell or a script may) still needs its key, and hashes passwords for real."""
+    env = {k: v for k, v in os.environ.items() if k not in ("DEBUG", "DJANGO_DEBUG", "SECRET_KEY")}
+    env["DJANGO_SETTINGS_MODULE"] = "agenther_site.settings"
+    setup = "import pytest, django; django.setup(); from django.conf import settings; "
+    code = setup + "print(settings.PASSWORD_HASHERS[0])"
+
+    def run() -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True
+        )
+
+    without_key = run()
+    assert without_key.returncode != 0 and "SECRET_KEY is required" in without_key.stderr
+    env["SECRET_KEY"] = "x" * 50
+    assert run().stdout.strip() == "django.contrib.auth.hashers.PBKDF2PasswordHasher"

@@ -10,38 +10,19 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 import uuid
-from pathlib import Path
 
 import pytest
 import redis
-from django.db import connection
 
 from relabel.llm.offline_server import start_in_thread
 from relabel.models import Candidate, Run, RunItem
 from tests.factories import make_dataset, make_trajectory
+from tests.services import ROOT, database_url, redis_url, start_worker, stop_worker, wait_until
 
-ROOT = Path(__file__).resolve().parents[2]
-CELERY = Path(sys.executable).with_name("celery")
 FAILED, WON = 10, 2
-
-
-def database_url() -> str:
-    db = connection.settings_dict
-    auth = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
-    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-
-
-def wait_until(condition, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.2)
 
 
 def done(run: Run) -> int:
@@ -50,14 +31,14 @@ def done(run: Run) -> int:
 
 @pytest.fixture
 def services(tmp_path):
-    redis_url = os.environ.get("AGENTHER_TEST_REDIS_URL", "redis://127.0.0.1:6379/1")
-    redis.Redis.from_url(redis_url, socket_connect_timeout=3).ping()  # fails the test if down
+    broker = redis_url()
+    redis.Redis.from_url(broker, socket_connect_timeout=3).ping()  # fails the test if down
     server = start_in_thread(latency_ms=150)
     queue = f"agenther-test-{uuid.uuid4().hex[:10]}"
     env = {
         **os.environ,
         "DATABASE_URL": database_url(),
-        "CELERY_BROKER_URL": redis_url,
+        "CELERY_BROKER_URL": broker,
         "CELERY_TASK_DEFAULT_QUEUE": queue,
         "OPENAI_BASE_URL": server.base_url,
         "OPENAI_API_KEY": "test-key",
@@ -67,7 +48,7 @@ def services(tmp_path):
     yield env, tmp_path
     server.shutdown()
     server.server_close()
-    redis.Redis.from_url(redis_url).delete(queue)
+    redis.Redis.from_url(broker).delete(queue)
 
 
 def manage(env: dict, *args: str) -> dict:
@@ -81,27 +62,6 @@ def manage(env: dict, *args: str) -> dict:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     return json.loads(result.stdout.strip().splitlines()[-1])
-
-
-def start_worker(env: dict, log: Path) -> subprocess.Popen:
-    return subprocess.Popen(
-        [str(CELERY), "-A", "agenther_site", "worker", "-Q", env["CELERY_TASK_DEFAULT_QUEUE"]]
-        + ["--concurrency=1", "--without-mingle", "--without-gossip", "-l", "warning"],
-        cwd=ROOT,
-        env=env,
-        stdout=log.open("a"),
-        stderr=subprocess.STDOUT,
-    )
-
-
-def stop_worker(worker: subprocess.Popen) -> None:
-    # Warm shutdown: the worker finishes the task in hand and leaves the queue to the next one.
-    worker.send_signal(signal.SIGTERM)
-    try:
-        worker.wait(60)
-    except subprocess.TimeoutExpired:
-        worker.kill()
-        worker.wait(10)
 
 
 @pytest.mark.celery_worker

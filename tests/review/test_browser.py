@@ -1,6 +1,7 @@
 """Browser tests: Playwright drives Debian's chromium against the live server.
 
-They fail (never skip) when /usr/bin/chromium is missing: CI installs it (.ci/run).
+They fail (never skip) when /usr/bin/chromium is missing: `make test` installs it when it may
+(bin/ensure-services).
 """
 
 from __future__ import annotations
