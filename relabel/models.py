@@ -56,6 +56,10 @@ class TrajectoryQuerySet(models.QuerySet):
     def successes(self) -> TrajectoryQuerySet:
         return self.filter(success=True)
 
+    def unknown_outcome(self) -> TrajectoryQuerySet:
+        """Runs whose source recorded no outcome: the detection stage of a model run decides."""
+        return self.filter(success__isnull=True)
+
 
 class Trajectory(models.Model):
     """One agent run as a benchmark recorded it, normalised to goal + steps + outcome."""
@@ -67,6 +71,11 @@ class Trajectory(models.Model):
         ("tau-bench", "tau-bench"),
         ("messages", "OpenAI messages / ShareGPT"),
         ("swe-agent", "SWE-agent .traj"),
+        ("otel", "OpenTelemetry GenAI spans"),
+        ("langfuse", "Langfuse trace export"),
+        ("langsmith", "LangSmith runs"),
+        ("anthropic", "Anthropic Messages"),
+        ("openai-responses", "OpenAI Responses API items"),
     ]
 
     dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="trajectories")
@@ -83,7 +92,11 @@ class Trajectory(models.Model):
         default=list, blank=True, help_text="Tool schemas offered to the agent (OpenAI form)."
     )
     final_answer = models.TextField(blank=True)
-    success = models.BooleanField(help_text="True only for the benchmark's full reward.")
+    success = models.BooleanField(
+        null=True,
+        help_text="True only for the benchmark's full reward; empty when the source recorded no "
+        "outcome (the detection stage of a model run decides it).",
+    )
     reward = models.FloatField(null=True, blank=True, help_text="The benchmark's reward, if any.")
     raw_label = models.CharField(
         max_length=200, blank=True, help_text="The benchmark's own outcome label, verbatim."
@@ -412,6 +425,11 @@ class ImportJob(models.Model):
     mapping = models.JSONField(
         default=dict, blank=True, help_text="Field mapping for the messages format (goal=...)."
     )
+    success_score = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text="NAME>=VALUE: the Langfuse score or LangSmith feedback that means success.",
+    )
     path = models.CharField(max_length=500, help_text="The uploaded file, on the server.")
     original_name = models.CharField(max_length=300)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
@@ -425,6 +443,12 @@ class ImportJob(models.Model):
 
     def __str__(self) -> str:
         return f"import of {self.original_name} into {self.dataset_name}: {self.status}"
+
+    @property
+    def file_reports(self) -> list[dict[str, Any]]:
+        """What each file was read as and why (jobs of older versions kept only a count)."""
+        files = (self.summary or {}).get("files")
+        return files if isinstance(files, list) else []
 
 
 class ExportJob(models.Model):

@@ -38,7 +38,12 @@ def import_upload(job_id: int) -> None:
     try:
         paths = [unpack(Path(job.path))]
         summary = import_paths(
-            paths, job.dataset_name, fmt=job.format, mapping=job.mapping, progress=progress
+            paths,
+            job.dataset_name,
+            fmt=job.format,
+            mapping=job.mapping,
+            progress=progress,
+            success_score=job.success_score,
         )
     except TrajectoryImportError as err:
         # The file sits on the server under another name: show the user the one they uploaded.
@@ -49,16 +54,25 @@ def import_upload(job_id: int) -> None:
             job, ImportJob.Status.FAILED, error=f"unexpected error: {type(err).__name__}: {err}"
         )
     else:
-        job.summary = summary.as_dict()
+        job.summary = shown_summary(job, summary.as_dict())
         _finish(job, ImportJob.Status.DONE)
 
 
 def shown_error(job: ImportJob, err: TrajectoryImportError) -> str:
     """The error with the server's paths replaced by what the user uploaded: the file itself, or
     ``archive.zip: member/path`` for a file inside an uploaded archive."""
+    return shown_path(job, str(err))
+
+
+def shown_path(job: ImportJob, text: str) -> str:
     unpacked = str(Path(job.path).parent / "unpacked") + "/"
-    text = str(err).replace(unpacked, f"{job.original_name}: ")
-    return text.replace(job.path, job.original_name)
+    return text.replace(unpacked, f"{job.original_name}: ").replace(job.path, job.original_name)
+
+
+def shown_summary(job: ImportJob, summary: dict) -> dict:
+    """The summary, each file under the name the user knows (see shown_error)."""
+    files = [{**f, "path": shown_path(job, f["path"])} for f in summary["files"]]
+    return {**summary, "files": files}
 
 
 def _finish(job: ImportJob, status: str, error: str = "") -> None:

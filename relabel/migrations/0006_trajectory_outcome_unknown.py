@@ -1,0 +1,25 @@
+# A trajectory whose source recorded no outcome (a production trace, a log without a label) is
+# imported with success = NULL (outcome unknown) instead of being called a failure; the upload
+# remembers the score that means success (--success-score).
+
+from django.db import migrations, models
+
+
+class Migration(migrations.Migration):
+
+    dependencies = [
+        ('relabel', '0005_importjob_mapping'),
+    ]
+
+    operations = [
+        migrations.AlterField(
+            model_name='trajectory',
+            name='success',
+            field=models.BooleanField(help_text="True only for the benchmark's full reward; empty when the source recorded no outcome (the detection stage of a model run decides it).", null=True),
+        ),
+        migrations.AddField(
+            model_name='importjob',
+            name='success_score',
+            field=models.CharField(blank=True, help_text='NAME>=VALUE: the Langfuse score or LangSmith feedback that means success.', max_length=200),
+        ),
+    ]
