@@ -21,7 +21,7 @@ from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseStopPolling
 
 from relabel.models import Candidate, Dataset, ImportJob, Run, RunItem
-from relabel.pipeline import runner
+from relabel.pipeline import outcomes, runner
 from relabel.roles import has_role, require_role
 from relabel.tasks.imports import import_upload
 from review import display, queue
@@ -196,7 +196,7 @@ def run_page(request: HttpRequest, run_id: int) -> HttpResponse:
     context = {
         "run": run,
         "p": run_progress(run),
-        "summary": runner.run_summary(run),
+        "summary": outcomes.run_summary(run),
         "review": review_counts(run),
     }
     return render(request, "review/run.html", context)

@@ -16,7 +16,8 @@ from django.core.management.base import BaseCommand, CommandParser
 
 from relabel.importers import import_sample
 from relabel.models import Dataset, Run
-from relabel.pipeline.runner import run_summary, start_run
+from relabel.pipeline.outcomes import run_summary
+from relabel.pipeline.runner import start_run
 from relabel.roles import grant_role
 
 DEMO_USERS = [("admin", "admin"), ("annotator", "annotator"), ("researcher", "researcher")]

@@ -19,7 +19,8 @@ from tqdm import tqdm
 
 from relabel.config import BACKENDS, ConfigError, load_config
 from relabel.models import Dataset, Run
-from relabel.pipeline.runner import resume_run, run_summary, start_run, wait_for
+from relabel.pipeline.outcomes import run_summary, with_outcomes
+from relabel.pipeline.runner import resume_run, start_run, wait_for
 
 
 class Command(BaseCommand):
@@ -81,7 +82,7 @@ class Command(BaseCommand):
                 bar.set_postfix(candidates=summary["candidates"], errors=summary["errors"])
                 bar.refresh()
 
-            return wait_for(run, on_progress=progress)
+            return with_outcomes(run, wait_for(run, on_progress=progress))
 
     def _describe(self, s: dict[str, Any]) -> str:
         lines = [
@@ -89,6 +90,8 @@ class Command(BaseCommand):
             f"  {s['successes']} successes kept, {s['failures']} failures: {s['candidates']} "
             f"candidates ({s['auto_accepted']} auto-accepted, {s['needs_review']} to review, "
             f"{s['rejected']} rejected), {s['discarded']} discarded, {s['errors']} errors",
+            f"  {s['unknown']} with no recorded outcome ({s['set_aside']} set aside undecided: "
+            "an openai run decides them)",
             f"  {s['llm_calls']} LLM calls ({s['cached_calls']} cached), {s['prompt_tokens']} + "
             f"{s['completion_tokens']} tokens, ${s['cost_usd']:.4f}, {s['wall_seconds']:.1f} s",
         ]
