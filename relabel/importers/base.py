@@ -114,7 +114,7 @@ class SuccessScore:
 
     @classmethod
     def parse(cls, text: str) -> SuccessScore:
-        match = re.fullmatch(r"\s*(.+?)\s*(>=|<=|==|>|<|=)\s*([-+0-9.eE]+)\s*", text or "")
+        match = re.fullmatch(r"\s*([^<>=]+?)\s*(>=|<=|==|>|<|=)\s*([-+0-9.eE]+)\s*", text or "")
         try:
             return cls(match.group(1), match.group(2), float(match.group(3)))
         except (AttributeError, ValueError):
@@ -408,10 +408,13 @@ class _StepsBuilder:
         waiting = self.waiting
         match = next((s for s in waiting if s["call_id"] and s["call_id"] == message["id"]), None)
         step = match or (waiting[0] if waiting else None)
-        if step is None:  # a result nobody asked for: keep it, as a reply to an empty turn
-            step = self._new_step(index, message)
-        else:
+        last = self.steps[-1] if self.steps else None
+        if step is not None:
             waiting.remove(step)
+        elif last and not last["action"] and last["observation"] is None:
+            step = last  # no call asked for it: what came back to the last turn
+        else:  # a result nobody asked for: keep it, as a reply to an empty turn
+            step = self._new_step(index, message)
         step["observation"] = message["content"]
         step["observation_role"] = "tool"
         if message.get("speaker"):

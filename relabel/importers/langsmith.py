@@ -194,7 +194,7 @@ def _read(run: dict[str, Any], transcript: Transcript) -> None:
         if isinstance(result, dict) and "content" in result:  # a LangChain ToolMessage
             result = result["content"]
         call_id = inputs.get("tool_call_id") if isinstance(inputs, dict) else ""
-        error = f"error: {text_of(run['error'])}" if run.get("error") else ""
+        error = text_of(run["error"]) if run.get("error") else ""
         transcript.tool_result(
             str(call_id or ""), str(run.get("name") or kind), decode(arguments), result, error
         )

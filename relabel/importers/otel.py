@@ -62,6 +62,7 @@ OLD_MESSAGE_EVENTS = {
     "gen_ai.tool.message": "tool",
 }
 OTLP_STATUS = {0: "unset", 1: "ok", 2: "error"}
+MESSAGE_ATTRIBUTES = ("gen_ai.input.", "gen_ai.prompt", "gen_ai.output.", "gen_ai.completion")
 
 
 @dataclass
@@ -272,7 +273,8 @@ def _parse_trace(
     for span in spans:
         speaker = agents.get(span.span_id, "") if len(set(agents.values())) > 1 else ""
         _read_span(span, transcript, speaker)
-    last = next((s for s in reversed(spans) if s.operation in MODEL_CALLS | {"execute_tool"}), None)
+    steps = [s for s in spans if s.operation == "execute_tool" or _is_model_call(s)]
+    last = steps[-1] if steps else None
     for span in (root, last):
         if span is not None and span.status == "error" and _error(span) not in errors:
             errors.append(_error(span))
@@ -328,12 +330,20 @@ def _read_span(span: Span, transcript: Transcript, speaker: str) -> None:
             output,
             _error(span) if span.status == "error" else "",
         )
-    elif span.operation in MODEL_CALLS or "gen_ai.input.messages" in a or "gen_ai.prompt" in a:
+    elif _is_model_call(span):
         system = a.get("gen_ai.system_instructions")
-        if system and not transcript.system_prompt:
-            transcript.system_prompt = text_of(openai_messages(system, "system")[0]["content"])
+        if system and not transcript.system_prompt:  # a list of text parts, or text
+            transcript.system_prompt = text_of(decode(system))
         transcript.tools = transcript.tools or openai_tools(a.get("gen_ai.tool.definitions"))
         transcript.exchange(_inputs(span), _outputs(span), speaker)
+
+
+def _is_model_call(span: Span) -> bool:
+    """A chat / completion span, by its operation, or (older instrumentations that name spans
+    ``openai.chat``) by the messages it records."""
+    if span.operation in MODEL_CALLS or span.operation.rsplit(".", 1)[-1] in MODEL_CALLS:
+        return True
+    return any(k.startswith(MESSAGE_ATTRIBUTES) for k in span.attributes)
 
 
 def _first(attributes: dict[str, Any], *keys: str) -> Any:
@@ -343,6 +353,8 @@ def _first(attributes: dict[str, Any], *keys: str) -> Any:
 def _inputs(span: Span) -> list[dict[str, Any]]:
     a = span.attributes
     messages = _first(a, "gen_ai.input.messages", "gen_ai.prompt")
+    if messages is None:  # semconv 1.27 and before: a gen_ai.content.prompt event
+        messages = _event_attribute(span, "gen_ai.content.prompt", "gen_ai.prompt")
     if messages is not None:
         return openai_messages(messages, "user")
     events = [
@@ -362,6 +374,9 @@ def _outputs(span: Span) -> list[dict[str, Any]]:
         return openai_messages(a["gen_ai.output.messages"], "assistant")
     if a.get("gen_ai.output") is not None:
         return _any_agent_output(a["gen_ai.output"])
+    completion = _event_attribute(span, "gen_ai.content.completion", "gen_ai.completion")
+    if completion is not None:
+        return openai_messages(completion, "assistant")
     choices = [e for n, e in span.events if n == "gen_ai.choice"]
     if choices:
         return openai_messages(
@@ -373,6 +388,10 @@ def _outputs(span: Span) -> list[dict[str, Any]]:
     if isinstance(body, dict) and "text" in body and "role" not in body:
         return openai_messages(body["text"], "assistant")
     return openai_messages(body, "assistant")
+
+
+def _event_attribute(span: Span, event: str, key: str) -> Any:
+    return next((e.get(key) for n, e in span.events if n == event and key in e), None)
 
 
 def _event_message(event: dict[str, Any]) -> dict[str, Any]:
@@ -390,24 +409,27 @@ def _event_message(event: dict[str, Any]) -> dict[str, Any]:
 def _indexed(attributes: dict[str, Any], prefix: str) -> list[dict[str, Any]]:
     """The flat ``gen_ai.prompt.0.role`` / ``.content`` / ``.tool_calls.0.name`` attributes
     (OpenLLMetry's older convention) as messages."""
-    rows: dict[int, dict[str, Any]] = defaultdict(dict)
-    for key, value in attributes.items():
-        if not key.startswith(prefix + "."):
-            continue
-        index, _, rest = key[len(prefix) + 1 :].partition(".")
-        if index.isdigit() and rest:
-            rows[int(index)][rest] = value
     out = []
-    for index in sorted(rows):
-        row = rows[index]
-        calls = _indexed(row, "tool_calls")
+    for row in _rows(attributes, prefix):
         message = {"role": row.get("role", "user"), "content": row.get("content", "")}
+        calls = _rows(row, "tool_calls")
         if calls:
             message["tool_calls"] = [{"id": c.get("id"), "function": c} for c in calls]
         if row.get("tool_call_id"):
             message["tool_call_id"] = row["tool_call_id"]
         out.append(message)
     return out
+
+
+def _rows(attributes: dict[str, Any], prefix: str) -> list[dict[str, Any]]:
+    """``prefix.N.rest`` keys as one dict of ``rest`` keys per N, in order of N."""
+    rows: dict[int, dict[str, Any]] = defaultdict(dict)
+    for key, value in attributes.items():
+        if key.startswith(prefix + "."):
+            index, _, rest = key[len(prefix) + 1 :].partition(".")
+            if index.isdigit() and rest:
+                rows[int(index)][rest] = value
+    return [rows[i] for i in sorted(rows)]
 
 
 def _any_agent_output(output: Any) -> list[dict[str, Any]]:

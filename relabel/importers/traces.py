@@ -170,7 +170,7 @@ def explicit_outcome(
                 success, reward = outcome_from(decode(value))
             except ValueError as err:
                 raise TrajectoryImportError(path, str(err), record=where, field=name) from None
-            label = f"{name.rsplit('.', 1)[-1]}={value}"
+            label = f"{name}={value}"
             return Outcome(success, reward, label[:200], _failed(success, label), "mapping")
     raise TrajectoryImportError(
         path, "missing (mapped by --map success=...)", record=where, field=name
