@@ -47,6 +47,10 @@ from relabel.importers.traces import (
 NAME = "langfuse"
 __all__ = ["MAP_KEYS", "NAME", "looks_like", "parse"]
 STEP_TYPES = ("GENERATION", "TOOL")
+OBSERVATIONS = {
+    *STEP_TYPES,
+    *("SPAN", "EVENT", "AGENT", "CHAIN", "RETRIEVER", "EMBEDDING", "EVALUATOR", "GUARDRAIL"),
+}
 
 
 def looks_like(record: Any) -> str:
@@ -56,8 +60,8 @@ def looks_like(record: Any) -> str:
             return "a Langfuse trace export: trace + observations"
         if "projectId" in record or "scores" in record:
             return "a Langfuse trace with its observations"
-    if isinstance(record, dict) and "traceId" in record and record.get("type") in STEP_TYPES:
-        return "Langfuse observations (traceId, type GENERATION/TOOL)"
+    if isinstance(record, dict) and "traceId" in record and record.get("type") in OBSERVATIONS:
+        return "Langfuse observations (traceId, type, parentObservationId)"
     return ""
 
 

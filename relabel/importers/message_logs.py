@@ -127,11 +127,9 @@ def parse_record(path: Path, locator: str, record: Any, mapping: dict[str, str])
         )
     success, reward, raw_label = _outcome(record, mapping, path, where)
     has_answer, answer = mapped("final_answer")
-    metadata = _metadata(record, mapping, field_name)
+    metadata = _metadata(record, mapping, field_name, raw_label)
     if has_goal and conversation.opening:
         metadata["opening_message"] = conversation.opening
-    if not raw_label:
-        metadata["label"] = "unknown"
     return Parsed(
         external_id=str(external_id) if has_id else f"{path.stem}:{record_number(locator)}",
         goal=goal.strip(),
@@ -271,7 +269,9 @@ def _tools(record: dict[str, Any], mapping: dict[str, str]) -> list[dict[str, An
     ]
 
 
-def _metadata(record: dict[str, Any], mapping: dict[str, str], messages_field: str) -> dict:
+def _metadata(
+    record: dict[str, Any], mapping: dict[str, str], messages_field: str, raw_label: str
+) -> dict:
     fields = [f for k, f in mapping.items() if not k.startswith("role.") and k != "success"]
     used = {messages_field, *fields}
     meta: dict[str, Any] = {"benchmark": "messages"}
@@ -281,4 +281,6 @@ def _metadata(record: dict[str, Any], mapping: dict[str, str], messages_field: s
         small = isinstance(value, str) and len(value) <= METADATA_MAX_CHARS
         if small or value is None or isinstance(value, bool | int | float):
             meta[key] = value
+    if not raw_label:  # no success signal: the outcome is unknown
+        meta["label"] = "unknown"
     return meta

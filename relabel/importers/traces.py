@@ -117,8 +117,9 @@ class Transcript:
             if cid in self.answered:
                 return
             message = {**message, "tool_call_id": cid}
-            self.pending.pop(cid, None)
-            self.answered.add(cid)
+            if cid:  # an answer to no call at all stays unmatched (see base._StepsBuilder)
+                self.pending.pop(cid, None)
+                self.answered.add(cid)
         self.messages.append(message)
 
     def last_call_names(self) -> list[str]:

@@ -276,3 +276,13 @@ def test_a_success_score_is_refused_for_formats_without_scores(run_import):
 def test_a_success_score_that_does_not_parse_is_refused(run_import, text):
     with pytest.raises(TrajectoryImportError, match="NAME>=VALUE"):
         run_import(FIXTURES / "langfuse", success_score=text)
+
+
+def test_otel_spans_one_per_jsonl_line_make_the_same_trajectory(tmp_path, run_import):
+    spans = json.loads((FIXTURES / "otel" / "sdk-spans.json").read_text())["spans"]
+    path = tmp_path / "console.jsonl"
+    path.write_text("".join(json.dumps(span) + "\n" for span in reversed(spans)))
+    summary = run_import(path)
+    t = Trajectory.objects.get()
+    assert summary.format == "otel" and "one span" in summary.files[0].why
+    assert [s.action for s in t.ordered_steps()] == ["search_flights", "book_flight"]

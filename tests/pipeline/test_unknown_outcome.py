@@ -100,3 +100,37 @@ def test_the_run_page_shows_counts_that_add_up(researcher_client, relabel_now):
     run = relabel_now(mixed_dataset())
     page = researcher_client.get(f"/runs/{run.pk}/").content.decode()
     assert "<dt>unknown</dt><dd>1</dd>" in page and "<dt>failures</dt><dd>1</dd>" in page
+
+
+def export(run, fmt: str, out, *flags: str) -> dict[str, list[dict]]:
+    call_command("export", "--run", str(run.pk), "--format", fmt, "--out", str(out), *flags)
+    return {
+        f.name: [json.loads(line) for line in f.read_text().splitlines()]
+        for f in sorted(out.glob("*.jsonl"))
+    }
+
+
+def test_a_success_the_model_judged_is_exported_as_the_model_s_call(
+    llm_server, relabel_now, tmp_path
+):
+    run = relabel_now(mixed_dataset(unknown_goals=(f"{GOAL} TEST-SUCCEEDED=true",)), "openai")
+    rows = export(run, "sft", tmp_path, "--include-successes")["sft_successes.jsonl"]
+    methods = {
+        row["metadata"]["trajectory"]: row["metadata"]["verified_by"]["method"] for row in rows
+    }
+    assert sorted(methods.values()) == ["benchmark", "model"] and methods["trace-0"] == "model"
+
+
+def test_dpo_pairs_only_runs_whose_benchmark_recorded_the_outcome(relabel_now, tmp_path):
+    dataset = make_dataset()
+    steps = [
+        {"thought": "Ask", "action": "search", "action_input": {"q": "wire"}, "observation": "ok"}
+    ]
+    make_trajectory(dataset, goal=GOAL, success=True, steps=steps, external_id="won")
+    make_trajectory(dataset, goal=GOAL, external_id="lost")
+    make_trajectory(dataset, goal=GOAL, success=None, external_id="unknown")
+    run = relabel_now(dataset)
+    rows = export(run, "dpo", tmp_path)["dpo_shared_prompt.jsonl"]
+    assert [
+        (r["metadata"]["chosen_trajectory"], r["metadata"]["rejected_trajectory"]) for r in rows
+    ] == [("won", "lost")]
