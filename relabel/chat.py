@@ -2,14 +2,16 @@
 
 Prompts, the review UI and every export use it, so a trajectory reads the same everywhere:
 system (the agent's own prompt, when the source had one), user (the goal), then per step an
-assistant turn (thought as content, the action as a ``tool_calls`` entry) and the reply (a ``tool``
-message answering that call, or a ``user`` message), and a last assistant turn with the final
-answer. The result always ends on an assistant message.
+assistant turn (thought as content, the action as a ``tool_calls`` entry, the agent's ``name``
+when a multi-agent log recorded which agent spoke) and the reply (a ``tool`` message answering
+that call, or a ``user`` message), and a last assistant turn with the final answer. The result
+always ends on an assistant message.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -31,9 +33,32 @@ def tool_call(step: Step) -> dict[str, Any]:
     }
 
 
+# What OpenAI accepts in a message's name: no whitespace and none of <|\/>, 64 characters.
+NAME_UNSAFE = re.compile(r"[\s<|\\/>]+")
+
+
+def speaker(step: Step) -> str:
+    """The agent that took the step, as the source named it ("" for a single agent).
+
+    Exports and the review pages fetch it as a column (``speaker``); elsewhere it is read from
+    the step's metadata."""
+    if hasattr(step, "speaker"):
+        return step.speaker or ""
+    return str((step.metadata or {}).get("speaker") or "")
+
+
+def message_name(agent: str) -> str:
+    """An agent's name as a chat message's ``name``: "Orchestrator (-> WebSurfer)" becomes
+    "Orchestrator_(-_WebSurfer)"."""
+    return NAME_UNSAFE.sub("_", agent).strip("_")[:64]
+
+
 def step_messages(step: Step, observation_tokens: int | None = None) -> list[dict[str, Any]]:
     """The assistant turn of one step and the reply it got (if any)."""
     assistant: dict[str, Any] = {"role": "assistant", "content": step.thought or ""}
+    name = message_name(speaker(step))
+    if name:
+        assistant["name"] = name
     if step.action:
         assistant["tool_calls"] = [tool_call(step)]
     out = [assistant]

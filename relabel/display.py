@@ -13,7 +13,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from relabel.chat import step_messages
+from django.db.models.fields.json import KT
+
+from relabel.chat import speaker, step_messages
 from relabel.models import Candidate, Step, Trajectory
 
 # Observations longer than this (characters or lines) start collapsed.
@@ -66,6 +68,7 @@ class StepView:
     observation_role: str = "tool"
     observation_chars: int = 0
     truncated: bool = False
+    speaker: str = ""  # the agent that took the step, in a multi-agent log
 
     @property
     def is_long(self) -> bool:
@@ -94,11 +97,13 @@ def step_view(step: Step) -> StepView:
         observation_chars=step.observation_chars,
         # observation_full is left unloaded (it can be megabytes): the lengths tell the same.
         truncated=step.observation_chars > len(step.observation),
+        speaker=speaker(step),
     )
 
 
 def trajectory_steps(trajectory: Trajectory) -> list[StepView]:
     steps = trajectory.ordered_steps().defer("observation_full", "metadata")
+    steps = steps.annotate(speaker=KT("metadata__speaker"))
     return [step_view(s) for s in steps]
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from django import forms
 
-from relabel.importers import TrajectoryImportError, parse_mapping
+from relabel.importers import SuccessScore, TrajectoryImportError, parse_mapping
 from relabel.models import Candidate, Dataset, RunItem, Trajectory
 
 
@@ -42,14 +42,28 @@ class UploadForm(forms.Form):
     mapping = forms.CharField(
         required=False,
         max_length=500,
-        help_text="Messages format only: which fields hold what, e.g. "
-        "goal=question, messages=history, success=is_correct",
+        help_text="Which fields hold what, e.g. goal=question, messages=history, "
+        "success=is_correct; role.WebSurfer=assistant reads one role as user, assistant, tool "
+        "or system.",
+    )
+    success_score = forms.CharField(
+        required=False,
+        max_length=200,
+        help_text="Langfuse scores and LangSmith feedback: the one that means success, e.g. "
+        "correctness>=0.5.",
     )
 
     def clean_mapping(self) -> dict[str, str]:
         items = [item for item in self.cleaned_data["mapping"].split(",") if item.strip()]
         try:
             return parse_mapping(items)
+        except TrajectoryImportError as err:
+            raise forms.ValidationError(err.message) from None
+
+    def clean_success_score(self) -> str:
+        text = self.cleaned_data["success_score"].strip()
+        try:
+            return str(SuccessScore.parse(text)) if text else ""
         except TrajectoryImportError as err:
             raise forms.ValidationError(err.message) from None
 

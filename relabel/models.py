@@ -67,6 +67,10 @@ class TrajectoryQuerySet(models.QuerySet):
     def successes(self) -> TrajectoryQuerySet:
         return self.filter(success=True)
 
+    def unknown_outcome(self) -> TrajectoryQuerySet:
+        """Runs whose source recorded no outcome: the detection stage of a model run decides."""
+        return self.filter(success__isnull=True)
+
 
 class Trajectory(models.Model):
     """One agent run as a benchmark recorded it, normalised to goal + steps + outcome."""
@@ -78,6 +82,11 @@ class Trajectory(models.Model):
         ("tau-bench", "tau-bench"),
         ("messages", "OpenAI messages / ShareGPT"),
         ("swe-agent", "SWE-agent .traj"),
+        ("otel", "OpenTelemetry GenAI spans"),
+        ("langfuse", "Langfuse trace export"),
+        ("langsmith", "LangSmith runs"),
+        ("anthropic", "Anthropic Messages"),
+        ("openai-responses", "OpenAI Responses API items"),
     ]
 
     dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="trajectories")
@@ -94,7 +103,11 @@ class Trajectory(models.Model):
         default=list, blank=True, help_text="Tool schemas offered to the agent (OpenAI form)."
     )
     final_answer = models.TextField(blank=True)
-    success = models.BooleanField(help_text="True only for the benchmark's full reward.")
+    success = models.BooleanField(
+        null=True,
+        help_text="True only for the benchmark's full reward; empty when the source recorded no "
+        "outcome (the detection stage of a model run decides it).",
+    )
     reward = models.FloatField(null=True, blank=True, help_text="The benchmark's reward, if any.")
     raw_label = models.CharField(
         max_length=200, blank=True, help_text="The benchmark's own outcome label, verbatim."
@@ -271,6 +284,8 @@ class RunCounts:
     total: int
     done: int
     successes: int
+    unknown: int
+    set_aside: int
     discarded: int
     errors: int
     by_status: dict[str, int]
@@ -282,7 +297,7 @@ class RunCounts:
 
     @property
     def failures(self) -> int:
-        return self.total - self.successes
+        return self.total - self.successes - self.unknown
 
     @property
     def percent(self) -> int:
@@ -310,16 +325,27 @@ class RunItemQuerySet(models.QuerySet):
         return self.unfinished().filter(free)
 
     def counts(self) -> dict[str, Any]:
-        """The items by outcome, in one query."""
+        """The items by status and by outcome, in one query.
+
+        A trajectory whose source recorded no outcome is a success or a failure once a model's
+        detection decided it (``is_failure``); until then, or when set aside undecided, it is
+        neither: ``unknown``, so that successes + failures + unknown is every item.
+        """
         per_status = {str(s): Count("id", filter=Q(status=s)) for s in RunItem.Status.values}
+        unrecorded = Q(trajectory__success__isnull=True)
+        succeeded = Q(trajectory__success=True) | (unrecorded & Q(is_failure=False))
         row = self.aggregate(
-            **per_status, successes=Count("id", filter=Q(trajectory__success=True))
+            **per_status,
+            successes=Count("id", filter=succeeded),
+            unknown=Count("id", filter=unrecorded & Q(is_failure__isnull=True)),
         )
         by_status = {s: row[s] for s in RunItem.Status.values if row[s]}
         return {
             "total": sum(by_status.values()),
             "done": sum(n for s, n in by_status.items() if s != RunItem.Status.PENDING),
             "successes": row["successes"],
+            "unknown": row["unknown"],
+            "set_aside": by_status.get(RunItem.Status.SET_ASIDE, 0),
             "discarded": by_status.get(RunItem.Status.DISCARDED, 0),
             "errors": by_status.get(RunItem.Status.ERROR, 0),
             "by_status": by_status,
@@ -335,9 +361,16 @@ class RunItem(models.Model):
         DISCARDED = "discarded", "discarded (severe failure)"
         CANDIDATE = "candidate", "candidate produced"
         NO_CANDIDATE = "no_candidate", "no acceptable goal found"
+        SET_ASIDE = "set_aside", "outcome unknown, set aside"
         ERROR = "error"
 
-    FINAL_STATUSES = [Status.SUCCESS, Status.DISCARDED, Status.CANDIDATE, Status.NO_CANDIDATE]
+    FINAL_STATUSES = [
+        Status.SUCCESS,
+        Status.DISCARDED,
+        Status.CANDIDATE,
+        Status.NO_CANDIDATE,
+        Status.SET_ASIDE,
+    ]
 
     FAILURE_TYPES = [
         ("constraint_violation", "constraint violation"),
@@ -677,9 +710,20 @@ class ImportJob(BackgroundJob):
     mapping = models.JSONField(
         default=dict, blank=True, help_text="Field mapping for the messages format (goal=...)."
     )
+    success_score = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text="NAME>=VALUE: the Langfuse score or LangSmith feedback that means success.",
+    )
     path = models.CharField(max_length=500, help_text="The uploaded file, on the server.")
     original_name = models.CharField(max_length=300)
     summary = models.JSONField(default=dict, blank=True)
 
     def __str__(self) -> str:
         return f"import of {self.original_name} into {self.dataset_name}: {self.status}"
+
+    @property
+    def file_reports(self) -> list[dict[str, Any]]:
+        """What each file was read as and why (jobs of older versions kept only a count)."""
+        files = (self.summary or {}).get("files")
+        return files if isinstance(files, list) else []

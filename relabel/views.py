@@ -54,6 +54,7 @@ def dataset_rows() -> QuerySet[Dataset]:
         trajectory_count=Count("trajectories"),
         success_count=Count("trajectories", filter=Q(trajectories__success=True)),
         failure_count=Count("trajectories", filter=Q(trajectories__success=False)),
+        unknown_count=Count("trajectories", filter=Q(trajectories__success__isnull=True)),
     )
 
 
@@ -105,6 +106,7 @@ def save_upload(form: UploadForm, user: Any) -> ImportJob:
         dataset_name=form.cleaned_data["dataset"],
         format=form.cleaned_data["format"],
         mapping=form.cleaned_data["mapping"],
+        success_score=form.cleaned_data["success_score"],
         path=str(path),
         original_name=upload.name,
         created_by=user,

@@ -29,7 +29,9 @@ class Backend(Protocol):
     name: str
 
     def detect(self, ctx: ItemContext) -> dict[str, Any]:
-        """{failure_type, severity, recoverable, explanation} for a failed trajectory."""
+        """{failure_type, severity, recoverable, explanation} for a failed trajectory. For one
+        whose outcome is unknown (``trajectory.success is None``) also ``succeeded`` (bool), or
+        only ``{"undecided": reason}`` when the backend cannot judge it."""
         ...
 
     def extract(self, ctx: ItemContext) -> dict[str, Any]:

@@ -2,8 +2,10 @@
 
 It is the demo's backend and a baseline to compare models against. What it does:
 
-- detect: error observations, give-up answers, a missing final answer and a partial reward map
-  to a failure type; severity grows with the share of failed steps and when nothing was answered.
+- detect: a trajectory whose outcome is unknown (no benchmark signal) is left undecided, with
+  the reason (the run skips it); for a failure, error observations, give-up answers, a missing
+  final answer and a partial reward map to a failure type; severity grows with the share of
+  failed steps and when nothing was answered.
 - extract: each step whose action returned something other than an error becomes an achievement
   grounded to that step; the final answer is an achievement grounded to the last step.
 - relabel: goals are tasks a person would give, built from what the run did, and never contain
@@ -39,6 +41,10 @@ MARKUP = re.compile(
 )
 TAGS = re.compile(r"</?\w+[^>]*>")
 SPACE = re.compile(r"\s+")
+UNDECIDED = (
+    "the rules backend cannot tell whether a run without a recorded outcome succeeded: "
+    "relabel it with an openai run, whose detection stage decides"
+)
 PANEL = [
     {"name": "rules-grounding", "model": "rules", "endpoint": "offline"},
     {"name": "rules-specificity", "model": "rules", "endpoint": "offline"},
@@ -414,6 +420,10 @@ class RulesBackend:
 
     def detect(self, ctx: ItemContext) -> dict[str, Any]:
         t, steps = ctx.trajectory, ctx.steps
+        if t.success is None:
+            # Rules cannot tell a success from a failure without a signal; guessing either way
+            # would put a false label on training data.
+            return {"undecided": UNDECIDED}
         errors = error_share(steps)
         text = " ".join([t.failure_reason, t.raw_label, t.final_answer[:300]])
         if not steps:

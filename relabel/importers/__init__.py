@@ -14,17 +14,26 @@ from types import ModuleType
 
 from relabel.importers import (
     agenther,
+    anthropic,
     browsergym,
+    langfuse,
+    langsmith,
     message_logs,
+    openai_responses,
+    otel,
     swe_agent,
     taubench,
     toolbench,
 )
 from relabel.importers.autodetect import detect
 from relabel.importers.base import (
+    CHAT_ROLES,
+    FileReport,
+    ImportOptions,
     ImportSummary,
     Parsed,
     Skipped,
+    SuccessScore,
     TrajectoryImportError,
     save_unit,
 )
@@ -33,6 +42,7 @@ __all__ = [
     "FORMATS",
     "SAMPLE_PATHS",
     "ImportSummary",
+    "SuccessScore",
     "TrajectoryImportError",
     "import_paths",
     "import_sample",
@@ -40,10 +50,26 @@ __all__ = [
 ]
 
 MODULES: dict[str, ModuleType] = {
-    m.NAME: m for m in (agenther, browsergym, toolbench, taubench, message_logs, swe_agent)
+    m.NAME: m
+    for m in (
+        agenther,
+        browsergym,
+        toolbench,
+        taubench,
+        message_logs,
+        swe_agent,
+        otel,
+        langfuse,
+        langsmith,
+        anthropic,
+        openai_responses,
+    )
 }
 FORMATS = list(MODULES)
-MAP_KEYS = message_logs.MAP_KEYS
+# The --map keys each format reads (``role`` stands for every ``role.VALUE``).
+MAP_KEYS_BY_FORMAT = {name: getattr(m, "MAP_KEYS", ()) for name, m in MODULES.items()}
+MAP_KEYS = sorted({key for keys in MAP_KEYS_BY_FORMAT.values() for key in keys})
+SCORE_FORMATS = (langfuse.NAME, langsmith.NAME)
 SAMPLE_DIR = Path(__file__).resolve().parent.parent / "sample"
 SAMPLE_PATHS = [
     SAMPLE_DIR / "agenther.jsonl",
@@ -55,16 +81,26 @@ Progress = Callable[[int, int], None]
 
 
 def parse_mapping(items: Iterable[str]) -> dict[str, str]:
-    """``["goal=question", ...]`` as a dict; a bad item raises naming it."""
+    """``["goal=question", "role.Orchestrator (thought)=assistant", ...]`` as a dict; a bad
+    item raises naming it. A role value may hold spaces, parentheses and even "=": a
+    ``role.`` item is split at its last "="."""
     mapping: dict[str, str] = {}
     for item in items:
-        key, sep, field = item.partition("=")
-        key, field = key.strip(), field.strip()
-        if not sep or not key or not field:
+        is_role = item.strip().startswith("role.")
+        key, sep, field = item.rpartition("=") if is_role else item.partition("=")
+        key, field = (key if is_role else key.strip()), field.strip()
+        if not sep or not key.strip() or not field:
             raise TrajectoryImportError("--map", f"{item!r} is not KEY=FIELD (e.g. goal=question)")
-        if key not in MAP_KEYS:
+        if is_role:
+            key = "role." + key.strip()[len("role.") :]
+            if key == "role." or field not in CHAT_ROLES:
+                raise TrajectoryImportError(
+                    "--map", f"{item!r}: use role.VALUE=ROLE, ROLE one of {', '.join(CHAT_ROLES)}"
+                )
+        elif key not in MAP_KEYS or key == "role":
+            keys = ", ".join(k for k in MAP_KEYS if k != "role")
             raise TrajectoryImportError(
-                "--map", f"unknown key {key!r} in {item!r}: use one of {', '.join(MAP_KEYS)}"
+                "--map", f"unknown key {key!r} in {item!r}: use one of {keys} or role.VALUE"
             )
         mapping[key] = field
     return mapping
@@ -76,34 +112,36 @@ def import_paths(
     fmt: str = "auto",
     mapping: dict[str, str] | None = None,
     progress: Progress | None = None,
+    success_score: str = "",
 ) -> ImportSummary:
     """Imports files and folders into the dataset (created on demand), one unit at a time.
 
-    Raises TrajectoryImportError (file, record, field) on bad input; the unit at fault and every
-    unit after it are not imported.
+    ``success_score`` is ``NAME>=VALUE`` (``--success-score``). Raises TrajectoryImportError
+    (file, record, field) on bad input; the unit at fault and every unit after it are not
+    imported.
     """
-    mapping = mapping or {}
+    options = ImportOptions(
+        mapping=mapping or {},
+        success_score=SuccessScore.parse(success_score) if success_score.strip() else None,
+    )
     if fmt != "auto" and fmt not in MODULES:
         raise TrajectoryImportError(
             "--format", f"unknown format {fmt!r}: use auto or one of {', '.join(FORMATS)}"
         )
     if not dataset_name or not dataset_name.strip():
         raise TrajectoryImportError("--dataset", "a dataset name is required")
-    units = plan(paths, fmt, mapping)
-    names = sorted({module.NAME for module, _ in units})
-    if mapping and names != [message_logs.NAME]:
-        raise TrajectoryImportError(
-            "--map", f"applies to the messages format only (these paths are {', '.join(names)})"
-        )
+    units = plan(paths, fmt, options.mapping)
+    names = sorted({module.NAME for module, _, _ in units})
+    _check_options(options, names)
     summary = ImportSummary(dataset=dataset_name.strip(), format="+".join(names))
-    for done, (module, unit) in enumerate(units, 1):
+    for done, (module, unit, why) in enumerate(units, 1):
         try:
-            _import_unit(summary, module, unit, mapping)
+            _import_unit(summary, module, unit, why, options)
         except TrajectoryImportError as err:
             if summary.files:
                 err.message += (
-                    f" (nothing from this file was imported; the {summary.files} file(s) before "
-                    "it were: run again once it is fixed, what is there already is skipped)"
+                    f" (nothing from this file was imported; the {len(summary.files)} file(s) "
+                    "before it were: run again once it is fixed, what is there already is skipped)"
                 )
             raise
         if progress:
@@ -111,20 +149,46 @@ def import_paths(
     return summary
 
 
-def plan(
-    paths: Iterable[str | Path], fmt: str, mapping: dict[str, str]
-) -> list[tuple[ModuleType, Path]]:
-    """Every unit to import, with its importer: files, and BrowserGym task folders."""
-    units: list[tuple[ModuleType, Path]] = []
+def _check_options(options: ImportOptions, names: list[str]) -> None:
+    """Every --map key and --success-score must mean something to every format imported."""
+    for key, field in options.mapping.items():
+        base = "role" if key.startswith("role.") else key
+        readers = [n for n, keys in MAP_KEYS_BY_FORMAT.items() if base in keys]
+        if any(name not in readers for name in names):
+            raise TrajectoryImportError(
+                "--map",
+                f"{key}={field} applies to the {', '.join(readers)} format(s) only "
+                f"(these paths are {', '.join(names)})",
+            )
+    if options.success_score and any(name not in SCORE_FORMATS for name in names):
+        raise TrajectoryImportError(
+            "--success-score",
+            f"applies to Langfuse scores and LangSmith feedback only (these paths are "
+            f"{', '.join(names)})",
+        )
+
+
+Unit = tuple[ModuleType, Path, str]
+
+
+def plan(paths: Iterable[str | Path], fmt: str, mapping: dict[str, str]) -> list[Unit]:
+    """Every unit to import, with its importer and why it was chosen: files, and BrowserGym
+    task folders."""
+    units: list[Unit] = []
     for given in paths:
         path = Path(given)
         if not path.exists():
             raise TrajectoryImportError(path, "no such file or folder")
         if fmt == browsergym.NAME or (fmt == "auto" and path.is_dir() and _is_results(path)):
-            units += [(browsergym, unit) for unit in browsergym.units(path)]
+            why = "a BrowserGym task folder" if fmt == "auto" else "--format browsergym"
+            units += [(browsergym, unit, why) for unit in browsergym.units(path)]
             continue
         for file in _files(path):
-            units.append((MODULES[fmt] if fmt != "auto" else MODULES[detect(file, mapping)], file))
+            if fmt != "auto":
+                units.append((MODULES[fmt], file, f"--format {fmt}"))
+            else:
+                name, why = detect(file, mapping)
+                units.append((MODULES[name], file, why))
     return units
 
 
@@ -134,27 +198,24 @@ def _is_results(path: Path) -> bool:
     )
 
 
+SUFFIXES = (".json", ".jsonl", ".ndjson", ".traj", ".yaml", ".yml")
+
+
 def _files(path: Path) -> list[Path]:
     if path.is_file():
         return [path]
-    files = sorted(p for p in path.rglob("*") if p.suffix.lower() in (".json", ".jsonl", ".traj"))
+    files = sorted(p for p in path.rglob("*") if p.suffix.lower() in SUFFIXES)
     if not files:
-        raise TrajectoryImportError(path, "no .json, .jsonl or .traj file in this folder")
+        raise TrajectoryImportError(path, "no .json, .jsonl, .traj or .yaml file in this folder")
     return files
 
 
 def _import_unit(
-    summary: ImportSummary, module: ModuleType, unit: Path, mapping: dict[str, str]
+    summary: ImportSummary, module: ModuleType, unit: Path, why: str, options: ImportOptions
 ) -> None:
-    records: list[Parsed | Skipped] = module.parse(unit, mapping)
+    records: list[Parsed | Skipped] = module.parse(unit, options)
     result = save_unit(summary.dataset, records, source_format=module.NAME, source_file=str(unit))
-    summary.files += 1
-    summary.imported += result.imported
-    summary.duplicates += result.duplicates
-    summary.successes += result.successes
-    summary.failures += result.failures
-    for skip in result.skipped:
-        summary.add_skip(skip)
+    summary.add(FileReport(path=str(unit), format=module.NAME, why=why), result)
 
 
 def import_sample(dataset_name: str = "sample") -> ImportSummary:

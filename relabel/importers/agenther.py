@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from relabel.importers.base import (
+    ImportOptions,
     Parsed,
     TrajectoryImportError,
     outcome_from,
@@ -25,7 +26,7 @@ from relabel.models import Step
 NAME = "agenther"
 
 
-def parse(path: Path, mapping: dict[str, str]) -> list[Parsed]:
+def parse(path: Path, options: ImportOptions) -> list[Parsed]:
     return [parse_record(path, locator, record) for locator, record in read_records(path)]
 
 

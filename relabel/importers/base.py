@@ -9,6 +9,7 @@ unit whole, or raises and writes nothing.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,7 +48,7 @@ class Parsed:
     external_id: str
     goal: str
     steps: list[Step]
-    success: bool
+    success: bool | None  # None: the source recorded no outcome (see Trajectory.success)
     raw: Any
     reward: float | None = None
     raw_label: str = ""
@@ -86,6 +87,76 @@ class Skipped:
 
 
 @dataclass
+class ImportOptions:
+    """What the user said about the files: ``--map KEY=FIELD`` and ``--success-score``."""
+
+    mapping: dict[str, str] = field(default_factory=dict)
+    success_score: SuccessScore | None = None
+
+
+@dataclass(frozen=True)
+class SuccessScore:
+    """``--success-score NAME>=VALUE``: the score (Langfuse) or feedback key (LangSmith) that
+    says whether a run succeeded, and the threshold it must pass."""
+
+    name: str
+    op: str
+    threshold: float
+
+    OPERATORS = {
+        ">=": lambda a, b: a >= b,
+        ">": lambda a, b: a > b,
+        "<=": lambda a, b: a <= b,
+        "<": lambda a, b: a < b,
+        "==": lambda a, b: a == b,
+        "=": lambda a, b: a == b,
+    }
+
+    @classmethod
+    def parse(cls, text: str) -> SuccessScore:
+        match = re.fullmatch(r"\s*([^<>=]+?)\s*(>=|<=|==|>|<|=)\s*([-+0-9.eE]+)\s*", text or "")
+        try:
+            return cls(match.group(1), match.group(2), float(match.group(3)))
+        except (AttributeError, ValueError):
+            raise TrajectoryImportError(
+                "--success-score", f"{text!r} is not NAME>=VALUE (e.g. correctness>=0.5)"
+            ) from None
+
+    def passed(self, value: Any) -> bool:
+        """Whether a score's value means success; booleans and "True"/"False" count as 1 / 0.
+        Raises ValueError for a value that is neither a number nor a label."""
+        if isinstance(value, str):
+            try:
+                value = float(value)
+            except ValueError:
+                value = outcome_from(value)[0]
+        if not isinstance(value, bool | int | float):
+            raise ValueError(f"score {self.name!r} has no numeric value ({value!r})")
+        return bool(self.OPERATORS[self.op](float(value), self.threshold))
+
+    def __str__(self) -> str:
+        return f"{self.name}{self.op}{self.threshold:g}"
+
+
+@dataclass
+class FileReport:
+    """What one file (or BrowserGym task folder) was read as, why, and what came of it."""
+
+    path: str
+    format: str
+    why: str
+    imported: int = 0
+    duplicates: int = 0
+    skipped: int = 0
+    successes: int = 0
+    failures: int = 0
+    unknown: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(vars(self))
+
+
+@dataclass
 class ImportSummary:
     dataset: str
     format: str
@@ -94,9 +165,10 @@ class ImportSummary:
     skipped: int = 0
     successes: int = 0
     failures: int = 0
+    unknown: int = 0
     skipped_reasons: dict[str, int] = field(default_factory=dict)
     skipped_ids: list[str] = field(default_factory=list)
-    files: int = 0
+    files: list[FileReport] = field(default_factory=list)
 
     MAX_SKIPPED_IDS = 50
 
@@ -105,6 +177,16 @@ class ImportSummary:
         self.skipped_reasons[skip.reason] = self.skipped_reasons.get(skip.reason, 0) + 1
         if len(self.skipped_ids) < self.MAX_SKIPPED_IDS:
             self.skipped_ids.append(skip.external_id)
+
+    def add(self, report: FileReport, result: UnitResult) -> None:
+        """One file's result, into its report and the totals."""
+        for name in ("imported", "duplicates", "successes", "failures", "unknown"):
+            setattr(report, name, getattr(result, name))
+            setattr(self, name, getattr(self, name) + getattr(result, name))
+        report.skipped = len(result.skipped)
+        for skip in result.skipped:
+            self.add_skip(skip)
+        self.files.append(report)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -115,16 +197,17 @@ class ImportSummary:
             "skipped": self.skipped,
             "successes": self.successes,
             "failures": self.failures,
+            "unknown": self.unknown,
             "skipped_reasons": dict(self.skipped_reasons),
             "skipped_ids": list(self.skipped_ids),
-            "files": self.files,
+            "files": [f.as_dict() for f in self.files],
         }
 
     def line(self) -> str:
         text = (
             f"dataset {self.dataset} ({self.format}): imported {self.imported} "
-            f"({self.successes} successes, {self.failures} failures), "
-            f"{self.duplicates} duplicates, {self.skipped} skipped from {self.files} file(s)"
+            f"({self.successes} successes, {self.failures} failures, {self.unknown} unknown), "
+            f"{self.duplicates} duplicates, {self.skipped} skipped from {len(self.files)} file(s)"
         )
         if self.skipped_reasons:
             reasons = "; ".join(f"{n} x {why}" for why, n in self.skipped_reasons.items())
@@ -187,14 +270,23 @@ def with_id(locator: str, external_id: Any) -> str:
     return f"{locator} (id {external_id!r})" if external_id not in (None, "") else locator
 
 
+TEXT_PARTS = ("text", "input_text", "output_text")
+
+
 def text_of(value: Any) -> str:
-    """Message content as text: strings as they are, content parts joined, anything else as JSON."""
+    """Message content as text: strings as they are, text parts joined (OpenAI, Responses,
+    Anthropic and OpenTelemetry spell them differently), anything else as JSON."""
     if value is None:
         return ""
     if isinstance(value, str):
         return value
-    if isinstance(value, list) and all(isinstance(p, dict) for p in value):
-        return "\n".join(str(p.get("text", "")) for p in value if p.get("type", "text") == "text")
+    parts = isinstance(value, list)
+    if parts and all(isinstance(p, dict) and ("type" in p or "text" in p) for p in value):
+        return "\n".join(
+            str(p.get("text", p.get("content", "")))
+            for p in value
+            if p.get("type", "text") in TEXT_PARTS
+        )
     return json.dumps(value, ensure_ascii=False)
 
 
@@ -280,17 +372,18 @@ class _StepsBuilder:
 
     def _new_step(self, index: int, message: dict[str, Any], **fields: Any) -> dict[str, Any]:
         meta = {"message_index": index}
-        if message.get("name"):
-            meta["speaker"] = message["name"]
+        if message.get("speaker"):
+            meta["speaker"] = message["speaker"]
         step = {"thought": "", "action": "", "action_input": {}, "call_id": "", **fields}
         step.update(observation=None, observation_role="tool", metadata=meta)
+        step.setdefault("reasoning", "")
         self.steps.append(step)
         if step["action"]:
             self.waiting.append(step)
         return step
 
     def _assistant(self, index: int, message: dict[str, Any]) -> None:
-        thought = message["content"]
+        thought, reasoning = message["content"], message.get("reasoning", "")
         calls = message["tool_calls"]
         for call in calls:
             if self.finish_tool and call["name"] == self.finish_tool:
@@ -302,51 +395,72 @@ class _StepsBuilder:
                 index,
                 message,
                 thought=thought,
+                reasoning=reasoning,
                 action=call["name"],
                 action_input=parse_arguments(call["arguments"]),
                 call_id=call["id"],
             )
-            thought = ""  # the turn's thought belongs to its first call
-        if thought or not calls:
-            self._new_step(index, message, thought=thought)
+            thought = reasoning = ""  # the turn's thought belongs to its first call
+        if thought or reasoning or not calls:
+            self._new_step(index, message, thought=thought, reasoning=reasoning)
 
     def _tool_result(self, index: int, message: dict[str, Any]) -> None:
         waiting = self.waiting
         match = next((s for s in waiting if s["call_id"] and s["call_id"] == message["id"]), None)
         step = match or (waiting[0] if waiting else None)
-        if step is None:  # a result nobody asked for: keep it, as a reply to an empty turn
-            step = self._new_step(index, message)
-        else:
+        last = self.steps[-1] if self.steps else None
+        if step is not None:
             waiting.remove(step)
+        elif last and not last["action"] and last["observation"] is None:
+            step = last  # no call asked for it: what came back to the last turn
+        else:  # a result nobody asked for: keep it, as a reply to an empty turn
+            step = self._new_step(index, message)
         step["observation"] = message["content"]
         step["observation_role"] = "tool"
-        if message.get("name"):
-            step["metadata"]["observed_from"] = message["name"]
+        if message.get("speaker"):
+            step["metadata"]["observed_from"] = message["speaker"]
 
     def _reply(self, index: int, text: str, role: str, message: dict[str, Any]) -> None:
         last = self.steps[-1]
         if not last["action"] and last["observation"] is None:
             last["observation"] = text
             last["observation_role"] = role
-            if message.get("name"):
-                last["metadata"]["observed_from"] = message["name"]
+            if message.get("speaker"):
+                last["metadata"]["observed_from"] = message["speaker"]
         elif not last["action"] and last["observation_role"] == role:
             last["observation"] += "\n\n" + text
         else:  # the reply follows a tool result: an empty assistant turn keeps the order
             step = self._new_step(index, {})
             step["observation"] = text
             step["observation_role"] = role
-            if message.get("name"):
-                step["metadata"]["observed_from"] = message["name"]
+            if message.get("speaker"):
+                step["metadata"]["observed_from"] = message["speaker"]
+
+    def _final_answer(self) -> str:
+        """The finish tool's answer, or a last plain assistant message (whose reasoning, if
+        any, stays behind as the last step's thought)."""
+        finish = text_of(self.finish.get("final_answer", "")) if self.finish else ""
+        last = self.steps[-1] if self.steps else None
+        if finish:
+            return finish
+        if not last or last["action"] or last["observation"] is not None or not last["thought"]:
+            return ""
+        final = last["thought"]
+        if last["reasoning"]:
+            last["thought"] = ""
+        else:
+            self.steps.pop()
+        return final
 
     def conversation(self) -> Conversation:
-        final = text_of(self.finish.get("final_answer", "")) if self.finish else ""
-        last = self.steps[-1] if self.steps else None
-        ends_plain = last and not last["action"] and last["observation"] is None
-        if not final and ends_plain and last["thought"]:
-            final = self.steps.pop()["thought"]
+        final = self._final_answer()
         steps = [
-            Step.build(index=i, **{**s, "observation": s["observation"] or ""})
+            Step.build(
+                index=i,
+                **{k: v for k, v in s.items() if k not in ("reasoning", "thought", "observation")},
+                thought="\n\n".join(t for t in (s["reasoning"], s["thought"]) if t),
+                observation=s["observation"] or "",
+            )
             for i, s in enumerate(self.steps)
         ]
         return Conversation(
@@ -358,18 +472,58 @@ class _StepsBuilder:
         )
 
 
-ROLES = {"system", "user", "assistant", "tool", "function"}
+CHAT_ROLES = ("system", "user", "assistant", "tool")
+# The role names logs use for the four chat roles (compared in lower case).
+ROLE_ALIASES = {
+    "system": "system",
+    "developer": "system",
+    "user": "user",
+    "human": "user",
+    "assistant": "assistant",
+    "ai": "assistant",
+    "gpt": "assistant",
+    "bot": "assistant",
+    "model": "assistant",
+    "tool": "tool",
+    "function": "tool",
+    "observation": "tool",
+    "tool_result": "tool",
+}
 
 
-def normalise_message(message: Any, where: str, path: Path, record: str) -> dict[str, Any]:
-    """One OpenAI message (new tool_calls or old function_call form) as a plain dict."""
+@dataclass(frozen=True)
+class Roles:
+    """How a log's role strings read. The usual aliases map to the four chat roles; any other
+    role is an agent's turn (multi-agent logs name the speaking agent in ``role``) that keeps
+    the agent's name. ``overrides`` (``--map role.VALUE=ROLE``) win over both; ``name_field``
+    (``--map name=FIELD``) is where a message keeps its agent's name beside a plain role."""
+
+    overrides: dict[str, str] = field(default_factory=dict)
+    name_field: str = "name"
+
+    def resolve(self, role: str) -> tuple[str, str]:
+        """(chat role, speaker): the speaker is the role itself when it names an agent."""
+        alias = ROLE_ALIASES.get(role.strip().lower())
+        chosen = self.overrides.get(role) or alias or "assistant"
+        return chosen, "" if alias else role.strip()
+
+
+DEFAULT_ROLES = Roles()
+
+
+def normalise_message(
+    message: Any, where: str, path: Path, record: str, roles: Roles = DEFAULT_ROLES
+) -> dict[str, Any]:
+    """One OpenAI message (new tool_calls or old function_call form) as a plain dict:
+    ``{role, content, tool_calls, id, name, speaker, reasoning}``."""
     if not isinstance(message, dict):
         raise TrajectoryImportError(path, "a message must be an object", record=record, field=where)
-    role = message.get("role")
-    if role not in ROLES:
+    given = message.get("role")
+    if not isinstance(given, str) or not given.strip():
         raise TrajectoryImportError(
-            path, f"unknown role {role!r}", record=record, field=f"{where}.role"
+            path, f"a message needs a role, not {given!r}", record=record, field=f"{where}.role"
         )
+    role, speaker = roles.resolve(given)
     calls = []
     for j, call in enumerate(message.get("tool_calls") or []):
         fn = call.get("function") if isinstance(call, dict) else None
@@ -383,12 +537,17 @@ def normalise_message(message: Any, where: str, path: Path, record: str) -> dict
         calls.append({"id": str(call.get("id") or ""), **_call(fn)})
     if isinstance(message.get("function_call"), dict):
         calls.append({"id": "", **_call(message["function_call"])})
+    name = message.get(roles.name_field)
+    name = name.strip() if isinstance(name, str) else ""
+    reasoning = message.get("reasoning", message.get("reasoning_content"))
     return {
-        "role": "tool" if role == "function" else role,
+        "role": role,
         "content": text_of(message.get("content")),
         "tool_calls": calls,
         "id": str(message.get("tool_call_id") or ""),
-        "name": str(message.get("name") or ""),
+        "name": name,
+        "speaker": name or speaker,
+        "reasoning": text_of(reasoning) if role == "assistant" else "",
     }
 
 
@@ -403,13 +562,14 @@ def conversation_from_messages(
     record: str,
     field_name: str = "messages",
     finish_tool: str | None = None,
+    roles: Roles = DEFAULT_ROLES,
 ) -> Conversation:
     """Steps, system prompt, opening user message and final answer from a message list.
 
     The opening user message(s) before the first assistant turn are returned apart: the goal
     usually comes from there. A last plain assistant message becomes the final answer.
     ``finish_tool`` names a tool whose call ends the run with the final answer (ToolBench's
-    Finish): it is read as the answer, not kept as a step.
+    Finish): it is read as the answer, not kept as a step. ``roles`` says how role strings read.
     """
     if not isinstance(messages, list):
         raise TrajectoryImportError(
@@ -417,7 +577,7 @@ def conversation_from_messages(
         )
     builder = _StepsBuilder(finish_tool)
     for i, message in enumerate(messages):
-        builder.add(i, normalise_message(message, f"{field_name}[{i}]", path, record))
+        builder.add(i, normalise_message(message, f"{field_name}[{i}]", path, record, roles))
     return builder.conversation()
 
 
@@ -430,6 +590,7 @@ class UnitResult:
     duplicates: int = 0
     successes: int = 0
     failures: int = 0
+    unknown: int = 0
     skipped: list[Skipped] = field(default_factory=list)
 
 
@@ -470,8 +631,9 @@ def save_unit(
             "the same time: run this one again (what is already there is skipped)",
         ) from None
     result.imported = len(new)
-    result.successes = sum(1 for p in new if p.success)
-    result.failures = len(new) - result.successes
+    result.successes = sum(1 for p in new if p.success is True)
+    result.failures = sum(1 for p in new if p.success is False)
+    result.unknown = sum(1 for p in new if p.success is None)
     return result
 
 

@@ -17,7 +17,13 @@ import re
 from pathlib import Path
 from typing import Any
 
-from relabel.importers.base import Parsed, Skipped, TrajectoryImportError, load_json
+from relabel.importers.base import (
+    ImportOptions,
+    Parsed,
+    Skipped,
+    TrajectoryImportError,
+    load_json,
+)
 from relabel.models import Step
 
 NAME = "browsergym"
@@ -82,7 +88,7 @@ def _step_files(folder: Path) -> list[Path]:
     return sorted(files, key=lambda p: int(STEP_FILE.match(p.name).group(1)))
 
 
-def parse(folder: Path, mapping: dict[str, str]) -> list[Parsed | Skipped]:
+def parse(folder: Path, options: ImportOptions) -> list[Parsed | Skipped]:
     summary_path = folder / "summary_info.json"
     summary = load_json(summary_path) if summary_path.is_file() else {}
     if not isinstance(summary, dict):

@@ -23,15 +23,21 @@ def import_upload(job: ImportJob) -> dict[str, Any]:
             fmt=job.format,
             mapping=job.mapping,
             progress=job.report_progress,
+            success_score=job.success_score,
         )
     except TrajectoryImportError as err:
-        raise JobError(shown_error(job, err)) from None
-    return {"summary": summary.as_dict()}
+        raise JobError(shown_path(job, str(err))) from None
+    return {"summary": shown_summary(job, summary.as_dict())}
 
 
-def shown_error(job: ImportJob, err: TrajectoryImportError) -> str:
-    """The error with the server's paths replaced by what the user uploaded: the file itself, or
+def shown_path(job: ImportJob, text: str) -> str:
+    """The text with the server's paths replaced by what the user uploaded: the file itself, or
     ``archive.zip: member/path`` for a file inside an uploaded archive."""
     unpacked = str(Path(job.path).parent / "unpacked") + "/"
-    text = str(err).replace(unpacked, f"{job.original_name}: ")
-    return text.replace(job.path, job.original_name)
+    return text.replace(unpacked, f"{job.original_name}: ").replace(job.path, job.original_name)
+
+
+def shown_summary(job: ImportJob, summary: dict[str, Any]) -> dict[str, Any]:
+    """The summary, each file under the name the user knows (see shown_path)."""
+    files = [{**f, "path": shown_path(job, f["path"])} for f in summary["files"]]
+    return {**summary, "files": files}

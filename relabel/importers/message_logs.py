@@ -6,11 +6,18 @@ of OpenAI messages or ShareGPT conversations, with a field mapping for other log
 - ``id``: "<file stem>:<line or record number>"
 - ``goal``: the first user message
 - ``messages``: ``messages`` or ``conversations`` (ShareGPT ``{from, value}`` turns are read too)
-- ``success``: ``success`` if present; a log with no success signal imports as a failure with an
-  empty raw_label and ``metadata.label = "unknown"``, so the pipeline knows it must judge
+- ``success``: ``success`` if present; a log with no success signal imports with its outcome
+  unknown (``success`` empty, ``metadata.label = "unknown"``): the detection stage decides
 - ``final_answer``: the last assistant message, when the conversation ends on one
 - ``system_prompt``: the first system message, or ``system`` / ``system_prompt`` (an object of
   per-agent prompts, as in Who&When, is joined); ``tools``: ``tools`` (a list or a JSON string)
+
+Roles: the usual aliases (human -> user; ai, gpt, bot, model -> assistant; function,
+observation, tool_result -> tool); any other role (Magentic-One's "Orchestrator (thought)",
+"WebSurfer") is an agent's turn that keeps the agent's name (``step.metadata.speaker``).
+``--map role.VALUE=user|assistant|tool|system`` overrides one role; ``--map name=FIELD`` names
+the field holding the agent's name beside a plain role (AG2 logs keep it in ``name``, the
+default).
 
 Multi-agent logs (Who&When) have every agent speak as "user" to the others: when the system
 prompt is an object of per-agent prompts, a message from one of those agents is an agent turn
@@ -28,7 +35,9 @@ from pathlib import Path
 from typing import Any
 
 from relabel.importers.base import (
+    ImportOptions,
     Parsed,
+    Roles,
     TrajectoryImportError,
     conversation_from_messages,
     outcome_from,
@@ -39,7 +48,17 @@ from relabel.importers.base import (
 )
 
 NAME = "messages"
-MAP_KEYS = ("id", "goal", "messages", "success", "final_answer", "system_prompt", "tools")
+MAP_KEYS = (
+    "id",
+    "goal",
+    "messages",
+    "success",
+    "final_answer",
+    "system_prompt",
+    "tools",
+    "name",
+    "role",
+)
 SHAREGPT_ROLES = {
     "human": "user",
     "user": "user",
@@ -53,8 +72,15 @@ SHAREGPT_ROLES = {
 METADATA_MAX_CHARS = 2000
 
 
-def parse(path: Path, mapping: dict[str, str]) -> list[Parsed]:
+def parse(path: Path, options: ImportOptions) -> list[Parsed]:
+    mapping = options.mapping
     return [parse_record(path, loc, record, mapping) for loc, record in read_records(path)]
+
+
+def roles_of(mapping: dict[str, str]) -> Roles:
+    """The role reading a mapping asks for: ``role.VALUE=ROLE`` overrides, ``name=FIELD``."""
+    overrides = {k[len("role.") :]: v for k, v in mapping.items() if k.startswith("role.")}
+    return Roles(overrides=overrides, name_field=mapping.get("name", "name"))
 
 
 def lookup(record: dict[str, Any], dotted: str) -> tuple[bool, Any]:
@@ -94,7 +120,7 @@ def parse_record(path: Path, locator: str, record: Any, mapping: dict[str, str])
     where = with_id(locator, external_id if has_id else None)
     field_name, messages = _messages(record, mapping, path, where)
     conversation = conversation_from_messages(
-        messages, path=path, record=where, field_name=field_name
+        messages, path=path, record=where, field_name=field_name, roles=roles_of(mapping)
     )
     has_goal, goal = mapped("goal")
     if not has_goal:
@@ -108,11 +134,9 @@ def parse_record(path: Path, locator: str, record: Any, mapping: dict[str, str])
         )
     success, reward, raw_label = _outcome(record, mapping, path, where)
     has_answer, answer = mapped("final_answer")
-    metadata = _metadata(record, mapping, field_name)
+    metadata = _metadata(record, mapping, field_name, raw_label)
     if has_goal and conversation.opening:
         metadata["opening_message"] = conversation.opening
-    if not raw_label:
-        metadata["label"] = "unknown"
     return Parsed(
         external_id=str(external_id) if has_id else f"{path.stem}:{record_number(locator)}",
         goal=goal.strip(),
@@ -149,7 +173,9 @@ def _messages(
             record=where,
             field=name,
         )
-    return name, _as_agent_turns([_from_sharegpt(m) for m in value], _agents(record, mapping))
+    agents = _agents(record, mapping)
+    turns = [_from_sharegpt(m) for m in value]
+    return name, _as_agent_turns(turns, agents, mapping.get("name", "name"))
 
 
 def _agents(record: dict[str, Any], mapping: dict[str, str]) -> set[str]:
@@ -158,14 +184,14 @@ def _agents(record: dict[str, Any], mapping: dict[str, str]) -> set[str]:
     return set(prompts) if isinstance(prompts, dict) else set()
 
 
-def _as_agent_turns(messages: list[Any], agents: set[str]) -> list[Any]:
+def _as_agent_turns(messages: list[Any], agents: set[str], name_field: str) -> list[Any]:
     """In a multi-agent log every agent speaks as "user" to the others: a message from any of
     the agents is the agent's turn; the rest (a code terminal, ...) is what came back."""
     if not agents:
         return messages
     return [
         {**m, "role": "assistant"}
-        if isinstance(m, dict) and m.get("name") in agents and m.get("role") == "user"
+        if isinstance(m, dict) and m.get(name_field) in agents and m.get("role") == "user"
         else m
         for m in messages
     ]
@@ -199,12 +225,13 @@ def _from_sharegpt(turn: Any) -> Any:
                 }
             ],
         }
-    return {"role": SHAREGPT_ROLES.get(kind, kind), "content": turn.get("value")}
+    # An unknown speaker keeps its own spelling: it names an agent (see base.Roles).
+    return {"role": SHAREGPT_ROLES.get(kind, str(turn["from"])), "content": turn.get("value")}
 
 
 def _outcome(
     record: dict[str, Any], mapping: dict[str, str], path: Path, where: str
-) -> tuple[bool, float | None, str]:
+) -> tuple[bool | None, float | None, str]:
     if "success" in mapping:
         name = mapping["success"]
         found, value = lookup(record, name)
@@ -215,7 +242,7 @@ def _outcome(
     elif "success" in record:
         name, value = "success", record["success"]
     else:
-        return False, None, ""
+        return None, None, ""
     try:
         success, reward = outcome_from(value)
     except ValueError as err:
@@ -249,8 +276,11 @@ def _tools(record: dict[str, Any], mapping: dict[str, str]) -> list[dict[str, An
     ]
 
 
-def _metadata(record: dict[str, Any], mapping: dict[str, str], messages_field: str) -> dict:
-    used = {messages_field, *mapping.values()} - {mapping.get("success", "")}
+def _metadata(
+    record: dict[str, Any], mapping: dict[str, str], messages_field: str, raw_label: str
+) -> dict:
+    fields = [f for k, f in mapping.items() if not k.startswith("role.") and k != "success"]
+    used = {messages_field, *fields}
     meta: dict[str, Any] = {"benchmark": "messages"}
     for key, value in record.items():
         if key in used or key in ("system_prompt", "system", "tools"):
@@ -258,4 +288,6 @@ def _metadata(record: dict[str, Any], mapping: dict[str, str], messages_field: s
         small = isinstance(value, str) and len(value) <= METADATA_MAX_CHARS
         if small or value is None or isinstance(value, bool | int | float):
             meta[key] = value
+    if not raw_label:  # no success signal: the outcome is unknown
+        meta["label"] = "unknown"
     return meta

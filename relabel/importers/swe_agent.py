@@ -5,11 +5,11 @@ assistant turn's ``thought`` and ``action``), ``trajectory`` [{action, observati
 The goal is the issue text of the first (non-demonstration) user message. A step is one command
 (``action`` = its first word, ``action_input.command`` = the whole command) and what the
 environment printed back. SWE-agent records no success label: whether a submitted patch resolves
-the issue is only known after the SWE-bench evaluation. So every run imports with
-``success = False`` and ``raw_label = "exit_status=..."``; a run that exited any other way than
-``submitted`` (cost or context limit, error, format errors) is a known failure
-(``metadata.label = "failure"``), a submitted one is ``metadata.label = "unknown"`` for the
-pipeline to judge, as with a message log that has no label.
+the issue is only known after the SWE-bench evaluation. So a submitted run imports with its
+outcome unknown (``success`` empty, ``metadata.label = "unknown"``: the detection stage decides,
+as for a message log that has no label), and a run that exited any other way (cost or context
+limit, error, format errors) is a known failure (``metadata.label = "failure"``); both keep
+``raw_label = "exit_status=..."``.
 """
 
 from __future__ import annotations
@@ -17,7 +17,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from relabel.importers.base import Parsed, TrajectoryImportError, load_json, text_of
+from relabel.importers.base import (
+    ImportOptions,
+    Parsed,
+    TrajectoryImportError,
+    load_json,
+    text_of,
+)
 from relabel.models import Step
 
 NAME = "swe-agent"
@@ -29,7 +35,7 @@ def looks_like(path: Path, data: Any = None) -> bool:
     return isinstance(data, dict) and isinstance(data.get("trajectory"), list) and "info" in data
 
 
-def parse(path: Path, mapping: dict[str, str]) -> list[Parsed]:
+def parse(path: Path, options: ImportOptions) -> list[Parsed]:
     data = load_json(path)
     if not isinstance(data, dict) or not isinstance(data.get("history", []), list):
         raise TrajectoryImportError(path, "a .traj file is an object with a history list")
@@ -48,7 +54,7 @@ def parse(path: Path, mapping: dict[str, str]) -> list[Parsed]:
             external_id=path.stem,
             goal=goal,
             steps=steps,
-            success=False,
+            success=False if known_failure else None,
             raw_label=f"exit_status={status}" if status else "",
             final_answer=text_of(info.get("submission")),
             failure_reason=f"the run ended with exit_status {status}" if known_failure else "",

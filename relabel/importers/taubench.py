@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from relabel.importers.base import (
+    ImportOptions,
     Parsed,
     TrajectoryImportError,
     conversation_from_messages,
@@ -27,7 +28,7 @@ def looks_like(record: Any) -> bool:
     return isinstance(record, dict) and "traj" in record and "task_id" in record
 
 
-def parse(path: Path, mapping: dict[str, str]) -> list[Parsed]:
+def parse(path: Path, options: ImportOptions) -> list[Parsed]:
     return [parse_record(path, locator, record) for locator, record in read_records(path)]
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from relabel.importers.base import (
+    ImportOptions,
     Parsed,
     TrajectoryImportError,
     conversation_from_messages,
@@ -49,7 +50,7 @@ def is_eval_file(data: Any) -> bool:
     return isinstance(first, dict) and "query" in first and isinstance(first.get("answer"), dict)
 
 
-def parse(path: Path, mapping: dict[str, str]) -> list[Parsed]:
+def parse(path: Path, options: ImportOptions) -> list[Parsed]:
     data = load_json(path)
     if is_answer_file(data):
         return [parse_answer_file(path, data)]

@@ -10,7 +10,8 @@ in its own thread, so 32+ concurrent requests overlap as they would against a re
 content that is not JSON. Markers in a prompt force a behaviour, for tests:
 TEST-ECHO (in the original goal: the relabel answer quotes it), TEST-VETO (judges reject),
 TEST-MALFORMED (every answer is malformed), TEST-SEVERITY=0.9 and TEST-CONFIDENCE=0.3 (fix the
-detect severity and the relabel confidence).
+detect severity and the relabel confidence), TEST-SUCCEEDED=true|false (the detect answer on a
+run whose outcome was not recorded).
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ STEP_HEADER = re.compile(r"^### Step (\d+)$", re.MULTILINE)
 ACTION_LINE = re.compile(r"^action: ([\w.\-]+)\(", re.MULTILINE)
 ORIGINAL_GOAL = re.compile(r"^Original goal[^:]*: (.*)$", re.MULTILINE)
 MARKER = re.compile(r"TEST-(SEVERITY|CONFIDENCE)=([0-9.]+)")
+SUCCEEDED = re.compile(r"TEST-SUCCEEDED=(true|false)")
+UNKNOWN_OUTCOME = "whose outcome was not recorded"
 STAGES = ("detect", "extract", "relabel", "judge")
 
 
@@ -60,12 +63,16 @@ def _marker(text: str, name: str) -> float | None:
 def _detect(text: str, u: list[float]) -> dict[str, Any]:
     severity = _marker(text, "SEVERITY")
     severity = round(0.05 + 0.8 * u[1], 2) if severity is None else severity
-    return {
+    answer = {
         "failure_type": FAILURE_TYPES[int(u[0] * len(FAILURE_TYPES))],
         "severity": severity,
         "recoverable": severity < 0.7,
         "explanation": "Deterministic test answer derived from the prompt.",
     }
+    if UNKNOWN_OUTCOME in text:  # the detect prompt of a run whose outcome was not recorded
+        forced = SUCCEEDED.search(text)
+        answer["succeeded"] = forced.group(1) == "true" if forced else u[3] < 0.5
+    return answer
 
 
 def _extract(text: str, u: list[float]) -> dict[str, Any]:

@@ -84,6 +84,10 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         }
     ),
 }
+# A run whose outcome was not recorded: the same diagnosis, and first whether it succeeded.
+SCHEMAS["detect_unknown"] = _object(
+    {"succeeded": {"type": "boolean"}, **SCHEMAS["detect"]["properties"]}
+)
 
 INSTRUCTIONS = {
     "detect": (
@@ -108,6 +112,15 @@ INSTRUCTIONS = {
         "citing step numbers. confidence in [0, 1]: how sure you are that the run satisfies the "
         "goal completely."
     ),
+    "detect_unknown": (
+        "You analyse one run of an AI agent whose outcome was not recorded. succeeded: whether "
+        "the run fully and correctly accomplished its original goal. If it did not, classify "
+        "the failure (if it did, describe the run the same way, with severity 0). failure_type "
+        "is one of: {types}. severity is in [0, 1]: 1 means catastrophic (the run achieved "
+        "nothing usable), 0 means a minor slip in an otherwise sound run. recoverable says "
+        "whether the run still demonstrates a coherent, correct behaviour that some other goal "
+        "would be fully satisfied by."
+    ),
     "judge": (
         "You judge whether an agent run fully and correctly accomplishes the goal below, as if "
         "the agent had been given that goal. Reject if any part of the goal is not shown by the "
@@ -125,15 +138,18 @@ class Prompt:
     messages: list[dict[str, Any]]
     schema: dict[str, Any] = field(repr=False)
     estimated_tokens: int = 0
+    variant: str = ""  # "unknown": the detect prompt of a run whose outcome was not recorded
 
     @property
     def schema_name(self) -> str:
-        return f"agenther_{self.stage}_{PROMPT_VERSION}"
+        variant = f"_{self.variant}" if self.variant else ""
+        return f"agenther_{self.stage}{variant}_{PROMPT_VERSION}"
 
 
-def system_message(stage: str) -> dict[str, str]:
-    text = INSTRUCTIONS[stage].format(types=", ".join(FAILURE_TYPES))
-    schema = json.dumps(SCHEMAS[stage], separators=(",", ":"))
+def system_message(stage: str, variant: str = "") -> dict[str, str]:
+    key = f"{stage}_{variant}" if variant else stage
+    text = INSTRUCTIONS[key].format(types=", ".join(FAILURE_TYPES))
+    schema = json.dumps(SCHEMAS[key], separators=(",", ":"))
     return {
         "role": "system",
         "content": f"Stage: {stage} (AgentHER prompts {PROMPT_VERSION}).\n{text}\n"
@@ -235,19 +251,20 @@ def _benchmark_signal(trajectory: Trajectory) -> str:
 
 
 @functools.cache
-def _system(stage: str) -> tuple[dict[str, str], int]:
-    message = system_message(stage)
+def _system(stage: str, variant: str = "") -> tuple[dict[str, str], int]:
+    message = system_message(stage, variant)
     return message, estimate_tokens(message["content"])
 
 
-def _prompt(stage: str, head: str, transcript: str, memo: dict | None) -> Prompt:
-    system, system_tokens = _system(stage)
+def _prompt(stage: str, head: str, transcript: str, memo: dict | None, variant: str = "") -> Prompt:
+    system, system_tokens = _system(stage, variant)
     known = (memo or {}).get(("tokens", transcript))
     tokens = known if known is not None else estimate_tokens(transcript)
     user = f"{head}\nTrajectory:\n{transcript}"
     messages = [dict(system), {"role": "user", "content": user}]
     tokens += system_tokens + estimate_tokens(head) + 3
-    return Prompt(stage=stage, messages=messages, schema=SCHEMAS[stage], estimated_tokens=tokens)
+    schema = SCHEMAS[f"{stage}_{variant}" if variant else stage]
+    return Prompt(stage, messages, schema, estimated_tokens=tokens, variant=variant)
 
 
 SYSTEM_ALLOWANCE = 700  # the longest system message (instructions + schema), rounded up
@@ -273,7 +290,8 @@ def detect_prompt(
         f"Benchmark signal: {_benchmark_signal(trajectory)}\n"
     )
     transcript = render_transcript(trajectory, steps, _budget(max_tokens, head), memo)
-    return _prompt("detect", head, transcript, memo)
+    variant = "unknown" if trajectory.success is None else ""
+    return _prompt("detect", head, transcript, memo, variant)
 
 
 def extract_prompt(

@@ -111,8 +111,12 @@ def relabel_item(backend: Backend, ctx: ItemContext) -> tuple[dict[str, Any], di
     """The stages on one trajectory: RunItem fields, and the Candidate's fields (or None)."""
     detection = detect_failure(backend, ctx)
     fields = detection_fields(detection)
+    if detection.set_aside:
+        reason = detection.set_aside_reason
+        return {**fields, "status": RunItem.Status.SET_ASIDE, "reason": reason}, None
     if not detection.is_failure:
-        return {**fields, "status": RunItem.Status.SUCCESS, "reason": "benchmark success"}, None
+        reason = detection.success_reason
+        return {**fields, "status": RunItem.Status.SUCCESS, "reason": reason}, None
     if detection.discarded:
         return {
             **fields,

@@ -28,6 +28,8 @@ def run_summary(run: Run) -> dict[str, Any]:
         "trajectories": counts.total,
         "successes": counts.successes,
         "failures": counts.failures,
+        "unknown": counts.unknown,
+        "set_aside": counts.set_aside,
         "candidates": counts.candidates,
         "auto_accepted": counts.auto_accepted,
         "needs_review": counts.needs_review,

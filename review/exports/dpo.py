@@ -53,8 +53,9 @@ def split_prompt(messages: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], 
 
 
 def _task_items(run: Run) -> QuerySet[RunItem]:
-    """The run's items whose goal has both a successful and a failed trajectory in the run."""
-    items = RunItem.objects.filter(run=run)
+    """The run's items whose goal has both a successful and a failed trajectory in the run
+    (by the benchmark's own signal: runs with no recorded outcome take no part)."""
+    items = RunItem.objects.filter(run=run, trajectory__success__isnull=False)
     goals = (
         items.values("trajectory__goal")
         .annotate(

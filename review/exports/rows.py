@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from django.db.models import Exists, F, OuterRef, Q, QuerySet
+from django.db.models.fields.json import KT
 
 from relabel.models import Candidate, Run, RunItem, Step, Trajectory
 from review import majority
@@ -43,6 +44,7 @@ STEP_FIELDS = (
     "call_id",
     "observation",
     "observation_role",
+    "speaker",  # the agent that took the step, in a multi-agent log (an annotation)
 )
 # The uncut observation and the source record are never exported: the excerpt, cut again to the
 # budget, is what rows hold, so the big blobs stay in the database.
@@ -67,6 +69,7 @@ def _attach_steps(trajectories: list[Trajectory]) -> None:
     """One query for the steps of a chunk of trajectories (the observation excerpt only)."""
     by_trajectory: dict[int, list[StepRow]] = defaultdict(list)
     steps = Step.objects.filter(trajectory_id__in={t.pk for t in trajectories})
+    steps = steps.annotate(speaker=KT("metadata__speaker"))
     for values in steps.order_by("trajectory_id", "index").values_list(*STEP_FIELDS):
         by_trajectory[values[0]].append(StepRow(values))
     for trajectory in trajectories:
@@ -215,7 +218,8 @@ def success_provenance(item: RunItem) -> dict[str, Any]:
         "confidence": None,
         "gate": None,
         "review_state": None,
-        "verified_by": {"method": "benchmark", "raters": []},
+        # A run without a recorded outcome is a success because the detection stage said so.
+        "verified_by": {"method": "benchmark" if trajectory.success else "model", "raters": []},
         "failure_type": None,
         "severity": item.severity,
         "weight": success_weight(item),

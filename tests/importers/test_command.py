@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from io import StringIO
+from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -19,7 +20,9 @@ KEYS = {
     "skipped",
     "successes",
     "failures",
+    "unknown",
     "skipped_reasons",
+    "files",
 }
 
 
@@ -113,3 +116,49 @@ def test_it_rejects_a_file_that_is_not_json(tmp_path):
     path.write_text("these are notes, not JSON")
     with pytest.raises(CommandError, match="notes.json: not valid JSON"):
         run(str(path), "--dataset", "d", "--format", "tau-bench")
+
+
+@pytest.mark.django_db
+def test_it_reports_per_file_what_it_detected_and_why(tmp_path):
+    fixtures = Path(__file__).resolve().parent / "fixtures"
+    agenther = write_json(tmp_path, "a.json", [agenther_record("a")])
+    cassette = fixtures / "anthropic" / "currency.cassette.yaml"
+    out, _ = run(str(agenther), str(cassette), "--dataset", "d", "--json")
+    summary = json.loads(out)
+    assert summary["format"] == "agenther+anthropic"
+    assert (summary["imported"], summary["failures"], summary["unknown"]) == (2, 1, 1)
+    assert summary["files"] == [
+        {
+            "path": str(agenther),
+            "format": "agenther",
+            "why": "the AgentHER schema (original_prompt / trajectory_id + steps)",
+            "imported": 1,
+            "duplicates": 0,
+            "skipped": 0,
+            "successes": 0,
+            "failures": 1,
+            "unknown": 0,
+        },
+        {
+            "path": str(cassette),
+            "format": "anthropic",
+            "why": "a VCR cassette of Anthropic Messages API calls",
+            "imported": 1,
+            "duplicates": 0,
+            "skipped": 0,
+            "successes": 0,
+            "failures": 0,
+            "unknown": 1,
+        },
+    ]
+    text, _ = run(str(agenther), "--dataset", "e")
+    assert f"  {agenther}: agenther (the AgentHER schema" in text
+
+
+@pytest.mark.django_db
+def test_it_takes_a_success_score_for_langfuse_traces(tmp_path):
+    trace = Path(__file__).resolve().parent / "fixtures" / "langfuse" / "support-triage.trace.json"
+    out, _ = run(str(trace), "--dataset", "d", "--success-score", "resolved>=1", "--json")
+    assert json.loads(out)["failures"] == 1
+    with pytest.raises(CommandError, match="--success-score"):
+        run(str(trace), "--dataset", "d", "--success-score", "resolved", "--json")

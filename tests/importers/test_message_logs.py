@@ -29,10 +29,11 @@ def test_it_takes_the_goal_from_the_first_user_message(tmp_path, run_import):
     assert t.system_prompt == "You are a helpful agent."
 
 
-def test_it_imports_a_log_without_a_success_signal_as_an_unknown_failure(tmp_path, run_import):
-    run_import(write_jsonl(tmp_path, "log.jsonl", [openai_record()]))
+def test_it_imports_a_log_without_a_success_signal_with_its_outcome_unknown(tmp_path, run_import):
+    summary = run_import(write_jsonl(tmp_path, "log.jsonl", [openai_record()]))
     t = Trajectory.objects.get()
-    assert t.success is False and t.raw_label == "" and t.metadata["label"] == "unknown"
+    assert t.success is None and t.raw_label == "" and t.metadata["label"] == "unknown"
+    assert (summary.successes, summary.failures, summary.unknown) == (0, 0, 1)
 
 
 def test_it_reads_sharegpt_conversations_with_function_calls(tmp_path, run_import):
@@ -130,5 +131,5 @@ def test_it_refuses_a_map_for_other_formats(tmp_path, run_import):
     path = write_jsonl(
         tmp_path, "a.jsonl", [{"trajectory_id": "a", "original_prompt": "x", "steps": []}]
     )
-    with pytest.raises(TrajectoryImportError, match="messages format only"):
+    with pytest.raises(TrajectoryImportError, match=r"goal=original_prompt applies to the .*"):
         run_import(path, mapping={"goal": "original_prompt"})

@@ -34,12 +34,13 @@ def traj(exit_status="submitted", demo=True):
     }
 
 
-def test_it_imports_a_submitted_run_as_unlabelled(tmp_path, run_import):
+def test_it_imports_a_submitted_run_with_its_outcome_unknown(tmp_path, run_import):
     summary = run_import(write_json(tmp_path, "calc__calc-12.traj", traj()))
     t = Trajectory.objects.get()
     assert summary.format == "swe-agent" and t.external_id == "calc__calc-12"
     assert t.goal == ISSUE and t.system_prompt == "You are an autonomous programmer."
-    assert t.success is False and t.raw_label == "exit_status=submitted"
+    assert t.success is None and t.raw_label == "exit_status=submitted"
+    assert summary.unknown == 1 and summary.failures == 0
     assert t.metadata["label"] == "unknown" and t.failure_reason == ""
     assert t.final_answer.startswith("diff --git")
     steps = list(t.ordered_steps())

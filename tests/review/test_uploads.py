@@ -7,6 +7,7 @@ import io
 import json
 import tarfile
 import zipfile
+from pathlib import Path
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -131,3 +132,47 @@ def test_an_error_inside_an_archive_names_the_archive_and_the_member_not_server_
     assert job.status == "failed"
     assert job.error.startswith("runs.zip: ") and "bad.json" in job.error
     assert str(uploads) not in job.error
+
+
+FIXTURES = Path(__file__).resolve().parent.parent / "importers" / "fixtures"
+
+
+def test_an_uploaded_trace_archive_reports_each_file_s_format_and_why(
+    admin_client_, uploads, django_capture_on_commit_callbacks
+):
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for folder in ("langfuse", "langsmith"):
+            for path in sorted((FIXTURES / folder).iterdir()):
+                archive.write(path, f"traces/{folder}/{path.name}")
+    job = upload(
+        admin_client_,
+        "traces.zip",
+        buffer.getvalue(),
+        django_capture_on_commit_callbacks,
+        success_score="correctness>=0.5",
+    )
+    assert job.status == "done", job.error
+    assert job.success_score == "correctness>=0.5"
+    files = {f["path"]: f for f in job.summary["files"]}
+    report = files["traces.zip: traces/langsmith/run-tree.json"]
+    assert report["format"] == "langsmith" and "LangSmith run" in report["why"]
+    assert report["imported"] == 1 and report["failures"] == 1  # correctness 0.0
+    assert files["traces.zip: traces/langfuse/support-triage.trace.json"]["unknown"] == 1
+    assert str(uploads) not in json.dumps(job.summary)
+    page = admin_client_.get(reverse("home")).content.decode()
+    assert "langsmith/run-tree.json" in page and "LangSmith run (run_type, inputs)" in page
+
+
+def test_a_success_score_that_does_not_parse_is_refused_before_anything_is_saved(
+    admin_client_, uploads
+):
+    data = {
+        "file": SimpleUploadedFile("t.json", b"{}"),
+        "dataset": "up",
+        "format": "auto",
+        "success_score": "correctness is high",
+    }
+    response = admin_client_.post(reverse("upload"), data, follow=True)
+    assert "Upload refused: success_score:" in response.content.decode()
+    assert not ImportJob.objects.exists()

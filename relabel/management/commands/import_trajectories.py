@@ -1,5 +1,6 @@
 """``import_trajectories PATH [PATH ...] --dataset NAME [--format F] [--map KEY=FIELD ...]
-[--json]``: the command-line face of relabel.importers.import_paths."""
+[--success-score NAME>=VALUE] [--json]``: the command-line face of
+relabel.importers.import_paths. It says, per file, which format it read and why."""
 
 from __future__ import annotations
 
@@ -15,9 +16,9 @@ from relabel.importers import FORMATS, TrajectoryImportError, import_paths, pars
 
 class Command(BaseCommand):
     help = (
-        "Imports agent trajectories (agenther, browsergym, toolbench, tau-bench, messages) into a "
-        "dataset, created on demand. Each file imports whole or not at all; importing the same "
-        "data again adds nothing."
+        "Imports agent trajectories (benchmark files, message logs, and OTel / Langfuse / "
+        "LangSmith / Anthropic / OpenAI Responses traces) into a dataset, created on demand. "
+        "Each file imports whole or not at all; importing the same data again adds nothing."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -34,8 +35,17 @@ class Command(BaseCommand):
             action="append",
             default=[],
             metavar="KEY=FIELD",
-            help="messages format: where a field is, e.g. goal=question messages=history "
-            "success=is_correct id=question_ID final_answer=answer.",
+            help="where a field is, e.g. goal=question messages=history success=is_correct "
+            "id=question_ID final_answer=answer name=name (messages format); "
+            "'role.Orchestrator (thought)=assistant' reads one role as user, assistant, tool or "
+            "system; success=FIELD and goal=FIELD also for the trace formats.",
+        )
+        parser.add_argument(
+            "--success-score",
+            default="",
+            metavar="NAME>=VALUE",
+            help="the Langfuse score or LangSmith feedback that means success, e.g. "
+            "correctness>=0.5 (also >, <=, <, =).",
         )
         parser.add_argument("--json", action="store_true", help="End with one JSON object.")
 
@@ -56,6 +66,7 @@ class Command(BaseCommand):
                 fmt=opts["format"],
                 mapping=parse_mapping(opts["map"]),
                 progress=progress if bar else None,
+                success_score=opts["success_score"],
             )
         except TrajectoryImportError as err:
             raise CommandError(str(err)) from None
@@ -67,4 +78,9 @@ class Command(BaseCommand):
             return
         how = "detected" if opts["format"] == "auto" else "as asked"
         self.stdout.write(f"format: {summary.format} ({how})")
+        for f in summary.files:
+            self.stdout.write(
+                f"  {f.path}: {f.format} ({f.why}): {f.imported} imported, {f.duplicates} "
+                f"duplicates, {f.skipped} skipped"
+            )
         self.stdout.write(summary.line())

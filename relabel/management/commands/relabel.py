@@ -90,6 +90,8 @@ class Command(BaseCommand):
             f"  {s['successes']} successes kept, {s['failures']} failures: {s['candidates']} "
             f"candidates ({s['auto_accepted']} auto-accepted, {s['needs_review']} to review, "
             f"{s['rejected']} rejected), {s['discarded']} discarded, {s['errors']} errors",
+            f"  {s['unknown']} with no recorded outcome ({s['set_aside']} set aside undecided: "
+            "an openai run decides them)",
             f"  {s['llm_calls']} LLM calls ({s['cached_calls']} cached), {s['prompt_tokens']} + "
             f"{s['completion_tokens']} tokens, ${s['cost_usd']:.4f}, {s['wall_seconds']:.1f} s",
         ]
