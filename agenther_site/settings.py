@@ -9,7 +9,7 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
 
-from agenther_site.env import env_bool, env_int, env_list, env_str
+from agenther_site.env import env_bool, env_endpoints, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("AGENTHER_VAR_DIR", str(BASE_DIR / "var")))
@@ -153,6 +153,11 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 OPENAI_BASE_URL = env_str("OPENAI_BASE_URL")
 OPENAI_API_KEY = env_str("OPENAI_API_KEY")
 AGENTHER_DEFAULT_MODEL = env_str("AGENTHER_DEFAULT_MODEL", "gpt-4o-mini")
+# Further endpoints the operator declares (name, base URL, the variable holding its key); runs
+# name endpoints, never key variables. A URL nobody declared is refused, or with this on, used
+# without any key.
+AGENTHER_ENDPOINTS = env_endpoints("AGENTHER_ENDPOINTS", "AGENTHER_ENDPOINTS_FILE")
+AGENTHER_ALLOW_UNDECLARED_URLS = env_bool("AGENTHER_ALLOW_UNDECLARED_URLS", False)
 
 LOGGING = {
     "version": 1,

@@ -84,3 +84,25 @@ def test_adduser_without_a_password_or_a_terminal_says_what_to_do(tmp_path):
     assert result.returncode != 0
     assert "pass --password when there is no terminal" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_it_rejects_declared_endpoints_it_cannot_use(tmp_path):
+    bad = {
+        "{not json": "AGENTHER_ENDPOINTS is not JSON",
+        '{"default": {"base_url": "http://h/v1"}}': "'default' is reserved",
+        '{"vllm": {"base_url": "ftp://h"}}': "'vllm' needs a base_url starting with http",
+        '{"vllm": {"base_url": "http://h/v1", "api_key": "sk-1"}}': "must be a table of base_url",
+    }
+    for value, message in bad.items():
+        result = run_check(DEBUG="1", AGENTHER_ENDPOINTS=value)
+        assert result.returncode != 0 and message in result.stderr, (value, result.stderr)
+    file = tmp_path / "endpoints.toml"
+    file.write_text('[vllm]\nbase_url = "http://h/v1"\n')
+    both = run_check(
+        DEBUG="1",
+        AGENTHER_ENDPOINTS_FILE=str(file),
+        AGENTHER_ENDPOINTS='{"vllm": {"base_url": "http://h/v1"}}',
+    )
+    assert "endpoint 'vllm' is declared twice" in both.stderr
+    missing = run_check(DEBUG="1", AGENTHER_ENDPOINTS_FILE=str(tmp_path / "nope.toml"))
+    assert f"AGENTHER_ENDPOINTS_FILE={tmp_path / 'nope.toml'}: cannot be read" in missing.stderr

@@ -23,7 +23,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import random
 import threading
 import time
@@ -31,10 +30,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import openai
-from django.conf import settings
 from django.db import connection, transaction
 from openai.types.chat import ChatCompletion
 
+from relabel.endpoints import endpoint_at, key_for
 from relabel.llm.pricing import cost_usd, price_table
 from relabel.llm.prompts import PROMPT_VERSION, Prompt
 from relabel.llm.schema import schema_errors
@@ -61,23 +60,26 @@ class Endpoint:
 
     model: str
     base_url: str
-    api_key_env: str = ""
     concurrency: int = 16
     json_mode: str = "json_schema"
-    name: str = ""
+    name: str = ""  # the declared endpoint; "" for a URL no operator declared (no key)
 
     @classmethod
     def from_config(cls, entry: dict[str, Any]) -> Endpoint:
-        return cls(**{k: entry[k] for k in cls.__dataclass_fields__ if k in entry})
+        fields = {
+            k: entry[k] for k in ("model", "base_url", "concurrency", "json_mode") if k in entry
+        }
+        name = entry.get("endpoint")
+        if name is None:  # a run frozen before endpoints were declared: its URL says which
+            found = endpoint_at(entry["base_url"])
+            name = found.name if found else ""
+        return cls(name=name, **fields)
 
     @property
     def api_key(self) -> str:
-        key = os.environ.get(self.api_key_env, "") if self.api_key_env else ""
-        # The default key goes only to the default endpoint, never to a judge's other host.
-        if not key and self.base_url.rstrip("/") == settings.OPENAI_BASE_URL.rstrip("/"):
-            key = settings.OPENAI_API_KEY
-        # Local servers (vLLM, Ollama, the test server) accept any key; the client wants one.
-        return key or "no-key"
+        # Local servers (vLLM, Ollama, the test server) accept any key, but the openai client
+        # wants one, and given none it would read OPENAI_API_KEY from the environment itself.
+        return key_for(self.name, self.base_url) or "no-key"
 
 
 @dataclass
