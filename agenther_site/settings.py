@@ -125,6 +125,16 @@ EXPORT_ROOT = Path(env_str("AGENTHER_EXPORT_DIR", str(VAR_DIR / "exports")))
 UPLOAD_ROOT = Path(env_str("AGENTHER_UPLOAD_DIR", str(VAR_DIR / "uploads")))
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = 50 * 1024 * 1024
+# Uploads and archives are bounded (README, "Security"); archives are checked while unpacking.
+AGENTHER_UPLOAD_MAX_BYTES = env_int("AGENTHER_UPLOAD_MAX_MB", 512) * 2**20
+AGENTHER_ARCHIVE_MAX_MEMBERS = env_int("AGENTHER_ARCHIVE_MAX_MEMBERS", 20_000)
+AGENTHER_ARCHIVE_MAX_BYTES = env_int("AGENTHER_ARCHIVE_MAX_MB", 4096) * 2**20
+AGENTHER_ARCHIVE_MAX_RATIO = env_int("AGENTHER_ARCHIVE_MAX_RATIO", 100)
+FILE_UPLOAD_HANDLERS = [
+    "review.uploads.UploadLimitHandler",  # first: stops storing an upload over the limit
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "django.core.files.uploadhandler.TemporaryFileUploadHandler",
+]
 
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = False  # htmx reads it through the hx-headers attribute, not JavaScript.

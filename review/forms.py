@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from django import forms
+from django.conf import settings
 
 from relabel.endpoints import DEFAULT, declared_endpoints
 from relabel.importers import TrajectoryImportError, parse_mapping
@@ -57,6 +58,16 @@ class UploadForm(forms.Form):
         help_text="Messages format only: which fields hold what, e.g. "
         "goal=question, messages=history, success=is_correct",
     )
+
+    def clean_file(self) -> Any:
+        upload = self.cleaned_data["file"]
+        limit = settings.AGENTHER_UPLOAD_MAX_BYTES
+        if getattr(upload, "refused", False) or upload.size > limit:
+            raise forms.ValidationError(
+                f"{upload.name} is larger than the limit of {limit / 2**20:g} MB "
+                "(AGENTHER_UPLOAD_MAX_MB)"
+            )
+        return upload
 
     def clean_mapping(self) -> dict[str, str]:
         items = [item for item in self.cleaned_data["mapping"].split(",") if item.strip()]

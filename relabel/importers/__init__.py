@@ -20,6 +20,7 @@ from relabel.importers import (
     taubench,
     toolbench,
 )
+from relabel.importers.archives import unpacked
 from relabel.importers.autodetect import detect
 from relabel.importers.base import (
     ImportSummary,
@@ -27,6 +28,7 @@ from relabel.importers.base import (
     Skipped,
     TrajectoryImportError,
     save_unit,
+    too_deep_message,
 )
 
 __all__ = [
@@ -76,8 +78,13 @@ def import_paths(
     fmt: str = "auto",
     mapping: dict[str, str] | None = None,
     progress: Progress | None = None,
+    *,
+    workdir: Path | None = None,
 ) -> ImportSummary:
-    """Imports files and folders into the dataset (created on demand), one unit at a time.
+    """Imports files, folders and archives into the dataset (created on demand), one unit at a
+    time. Archives are unpacked within the limits into a folder under ``workdir`` (default: the
+    system's temporary folder) that is removed afterwards; errors and ``source_file`` name a
+    file inside one as ``archive.zip: member/path``.
 
     Raises TrajectoryImportError (file, record, field) on bad input; the unit at fault and every
     unit after it are not imported.
@@ -89,16 +96,32 @@ def import_paths(
         )
     if not dataset_name or not dataset_name.strip():
         raise TrajectoryImportError("--dataset", "a dataset name is required")
-    units = plan(paths, fmt, mapping)
+    with unpacked([Path(p) for p in paths], workdir) as files:
+        try:
+            units = plan(files.paths, fmt, mapping)
+            return _import_units(units, dataset_name.strip(), mapping, progress, files.shown)
+        except TrajectoryImportError as err:
+            err.path, err.message = files.shown(err.path), files.shown(err.message)
+            err.args = (str(err),)
+            raise
+
+
+def _import_units(
+    units: list[tuple[ModuleType, Path]],
+    dataset_name: str,
+    mapping: dict[str, str],
+    progress: Progress | None,
+    shown: Callable[[str], str],
+) -> ImportSummary:
     names = sorted({module.NAME for module, _ in units})
     if mapping and names != [message_logs.NAME]:
         raise TrajectoryImportError(
             "--map", f"applies to the messages format only (these paths are {', '.join(names)})"
         )
-    summary = ImportSummary(dataset=dataset_name.strip(), format="+".join(names))
+    summary = ImportSummary(dataset=dataset_name, format="+".join(names))
     for done, (module, unit) in enumerate(units, 1):
         try:
-            _import_unit(summary, module, unit, mapping)
+            _import_unit(summary, module, unit, mapping, shown(str(unit)))
         except TrajectoryImportError as err:
             if summary.files:
                 err.message += (
@@ -144,15 +167,24 @@ def _files(path: Path) -> list[Path]:
 
 
 def _import_unit(
-    summary: ImportSummary, module: ModuleType, unit: Path, mapping: dict[str, str]
+    summary: ImportSummary,
+    module: ModuleType,
+    unit: Path,
+    mapping: dict[str, str],
+    source_file: str,
 ) -> None:
-    records: list[Parsed | Skipped] = module.parse(unit, mapping)
-    result = save_unit(summary.dataset, records, source_format=module.NAME, source_file=str(unit))
+    try:
+        records: list[Parsed | Skipped] = module.parse(unit, mapping)
+    except RecursionError:
+        # JSON inside a field (tool arguments, an answer) nested beyond what Python can read.
+        raise TrajectoryImportError(unit, too_deep_message(to_read=True)) from None
+    result = save_unit(summary.dataset, records, source_format=module.NAME, source_file=source_file)
     summary.files += 1
     summary.imported += result.imported
     summary.duplicates += result.duplicates
     summary.successes += result.successes
     summary.failures += result.failures
+    summary.nul_replaced += result.nul_replaced
     for skip in result.skipped:
         summary.add_skip(skip)
 

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from relabel.importers import browsergym, swe_agent, taubench, toolbench
-from relabel.importers.base import TrajectoryImportError, load_json
+from relabel.importers.base import TrajectoryImportError, load_json, parse_line
 
 MESSAGE_KEYS = ("messages", "conversations", "history")
 
@@ -55,10 +54,5 @@ def _first_line(path: Path) -> Any:
     with path.open(encoding="utf-8", errors="replace") as f:
         for n, line in enumerate(f, 1):
             if line.strip():
-                try:
-                    return json.loads(line)
-                except json.JSONDecodeError as err:
-                    raise TrajectoryImportError(
-                        path, f"not valid JSON (column {err.colno}: {err.msg})", record=f"line {n}"
-                    ) from None
+                return parse_line(path, line, f"line {n}")
     raise TrajectoryImportError(path, "the file is empty")

@@ -8,8 +8,8 @@ from pathlib import Path
 from celery import shared_task
 from django.utils import timezone
 
-from relabel.importers import TrajectoryImportError, import_paths
-from relabel.importers.archives import unpack
+from relabel.importers import TrajectoryImportError
+from relabel.importers.uploads import import_upload_file
 from relabel.models import ImportJob
 
 __all__ = ["import_upload"]
@@ -36,9 +36,8 @@ def import_upload(job_id: int) -> None:
         job.save(update_fields=["progress", "total"])
 
     try:
-        paths = [unpack(Path(job.path))]
-        summary = import_paths(
-            paths, job.dataset_name, fmt=job.format, mapping=job.mapping, progress=progress
+        summary = import_upload_file(
+            Path(job.path), job.dataset_name, fmt=job.format, mapping=job.mapping, progress=progress
         )
     except TrajectoryImportError as err:
         # The file sits on the server under another name: show the user the one they uploaded.
