@@ -260,3 +260,10 @@ def test_the_run_form_picks_the_runs_endpoint_from_the_declared_ones(
         reverse("run_start"), run_form(dataset("e"), endpoint="http://evil:1/v1"), follow=True
     )
     assert "Select a valid choice" in response.content.decode()
+
+
+def test_a_run_frozen_before_endpoints_were_declared_resumes_with_the_key_of_its_url(keys):
+    legacy = {"model": "m", "base_url": keys.base_url, "api_key_env": "", "concurrency": 1}
+    assert Endpoint.from_config(legacy).api_key == DEFAULT_KEY
+    elsewhere = {**legacy, "base_url": "http://elsewhere:1/v1", "api_key_env": "OPENAI_API_KEY"}
+    assert Endpoint.from_config(elsewhere).api_key == "no-key"
