@@ -104,7 +104,7 @@ def test_each_call_is_recorded_as_soon_as_it_returns_not_when_the_trajectory_end
 
 @pytest.mark.django_db(transaction=True)
 def test_a_worker_killed_mid_trajectory_loses_no_paid_call_and_resume_pays_none_twice(tmp_path):
-    server = start_in_thread(latency_ms=300)
+    server = start_in_thread(latency_ms=1000)  # the kill lands well inside a call
     dataset = failures(1, name="killed")
     config = tmp_path / "run.toml"
     config.write_text("concurrency = 1\nretry_backoff = 0.01\n")
