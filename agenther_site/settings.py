@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
 
-from agenther_site.env import env_bool, env_int, env_list, env_str
+from agenther_site.env import env_bool, env_endpoints, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("AGENTHER_VAR_DIR", str(BASE_DIR / "var")))
@@ -59,6 +60,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django_htmx",
+    "axes",
     "relabel",
     "review",
 ]
@@ -75,6 +77,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "axes.middleware.AxesMiddleware",  # last, as django-axes asks: turns a lockout into its page
 ]
 
 # Trajectory content is untrusted (web pages, tool output): no inline script may ever run.
@@ -133,6 +136,19 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
 ]
+# --- Login throttle (django-axes) ---------------------------------------------------------
+# A username that fails AGENTHER_LOGIN_FAILURE_LIMIT times in a row from one address is locked
+# out there for AGENTHER_LOGIN_COOLOFF_MINUTES, right password or not; a success resets the count.
+AUTHENTICATION_BACKENDS = [
+    "agenther_site.auth.LoginThrottle",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env_int("AGENTHER_LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("AGENTHER_LOGIN_COOLOFF_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "agenther_site.auth.lockout_response"
+
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
@@ -156,6 +172,16 @@ EXPORT_ROOT = Path(env_str("AGENTHER_EXPORT_DIR", str(VAR_DIR / "exports")))
 UPLOAD_ROOT = Path(env_str("AGENTHER_UPLOAD_DIR", str(VAR_DIR / "uploads")))
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = 50 * 1024 * 1024
+# Uploads and archives are bounded (README, "Security"); archives are checked while unpacking.
+AGENTHER_UPLOAD_MAX_BYTES = env_int("AGENTHER_UPLOAD_MAX_MB", 512) * 2**20
+AGENTHER_ARCHIVE_MAX_MEMBERS = env_int("AGENTHER_ARCHIVE_MAX_MEMBERS", 20_000)
+AGENTHER_ARCHIVE_MAX_BYTES = env_int("AGENTHER_ARCHIVE_MAX_MB", 4096) * 2**20
+AGENTHER_ARCHIVE_MAX_RATIO = env_int("AGENTHER_ARCHIVE_MAX_RATIO", 100)
+FILE_UPLOAD_HANDLERS = [
+    "relabel.upload_handlers.UploadLimitHandler",  # first: stops storing an upload over the limit
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "django.core.files.uploadhandler.TemporaryFileUploadHandler",
+]
 
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = False  # htmx reads it through the hx-headers attribute, not JavaScript.
@@ -197,6 +223,11 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEO
 OPENAI_BASE_URL = env_str("OPENAI_BASE_URL")
 OPENAI_API_KEY = env_str("OPENAI_API_KEY")
 AGENTHER_DEFAULT_MODEL = env_str("AGENTHER_DEFAULT_MODEL", "gpt-4o-mini")
+# Further endpoints the operator declares (name, base URL, the variable holding its key); runs
+# name endpoints, never key variables. A URL nobody declared is refused, or with this on, used
+# without any key.
+AGENTHER_ENDPOINTS = env_endpoints("AGENTHER_ENDPOINTS", "AGENTHER_ENDPOINTS_FILE")
+AGENTHER_ALLOW_UNDECLARED_URLS = env_bool("AGENTHER_ALLOW_UNDECLARED_URLS", False)
 
 # One JSON object a line on stderr. agenther.requests and agenther.tasks write one line a request
 # and one a Celery task (agenther_site.requestlog, agenther_site.celery) whatever LOG_LEVEL is;

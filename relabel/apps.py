@@ -15,7 +15,7 @@ class RelabelConfig(AppConfig):
     _announced = False
 
     def ready(self) -> None:
-        from relabel.importers.jobs import import_upload
+        from relabel.importers.uploads import import_upload
         from relabel.models import ImportJob
 
         ImportJob.performed_by(import_upload)

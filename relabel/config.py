@@ -1,22 +1,28 @@
 """A run's configuration: defaults, loading from TOML, validation. Frozen into Run.config.
 
-The TOML file (see relabel/sample-config.toml) may set any key of ``DEFAULTS``. Endpoints are
-never secrets in the file: a stage or judge names the environment variable holding its API key
-(``api_key_env``), and only that name is frozen into the run.
+The TOML file (see relabel/sample-config.toml) may set any key of ``DEFAULTS``. A run names the
+endpoints its stages and judges use (``endpoint = "vllm"``), as the operator declared them
+(relabel.endpoints); it never names a key variable, and the file never holds a secret.
 
-``resolve_endpoints`` fills every stage and judge with its model, base_url and concurrency, taking
-the defaults from settings (OPENAI_BASE_URL, AGENTHER_DEFAULT_MODEL); the run stores the result, so
-a later change of the environment does not change what a run did.
+``resolve_endpoints`` fills every stage and judge with its model, endpoint name, base_url and
+concurrency; the run stores the result (names and URLs, never keys), so a later change of the
+environment does not change what a run did.
 """
 
 from __future__ import annotations
 
 import copy
-import os
-import re
 import tomllib
 from pathlib import Path
 from typing import Any
+
+from relabel.endpoints import (
+    DEFAULT,
+    Declared,
+    declared_endpoints,
+    endpoint_at,
+    undeclared_urls_allowed,
+)
 
 PROMPT_VERSION = "v1"
 STAGES = ("detect", "extract", "relabel")
@@ -33,11 +39,13 @@ DEFAULTS: dict[str, Any] = {
     "temperatures": [0.2, 0.5, 0.8],
     # How the gate's confidence is computed from the generator's and the judges' confidences.
     "aggregation": "min",
-    # Stage -> {"model", "base_url", "api_key_env", "concurrency", "json_mode"};
-    # an empty base_url means settings.OPENAI_BASE_URL.
+    # The endpoint of every stage and judge that names none (a declared endpoint's name).
+    "endpoint": DEFAULT,
+    # Stage -> {"model", "endpoint", "concurrency", "json_mode"} (or "base_url" instead of
+    # "endpoint": a declared endpoint's URL, or an undeclared one where the operator allows it).
     "stages": {},
-    # Each judge: {"name", "model", "base_url", "api_key_env", "concurrency", "json_mode"}.
-    # Empty means one judge on the default endpoint.
+    # Each judge: {"name", "model", "endpoint", "concurrency", "json_mode"} (or "base_url").
+    # Empty means one judge on the run's endpoint.
     "judges": [],
     # Calls in flight per endpoint (per worker process), unless the endpoint sets its own.
     "concurrency": 16,
@@ -64,11 +72,12 @@ DEFAULTS: dict[str, Any] = {
     },
 }
 
-ENDPOINT_KEYS = {"model", "base_url", "api_key_env", "concurrency", "json_mode"}
+ENDPOINT_KEYS = {"model", "endpoint", "base_url", "concurrency", "json_mode"}
 AGGREGATIONS = ("min", "mean")
-
-
-API_KEY_ENV = re.compile(r"[A-Z][A-Z0-9_]*_API_KEY")
+DECLARE = (
+    "declare an endpoint (AGENTHER_ENDPOINTS or AGENTHER_ENDPOINTS_FILE: name, base_url, "
+    'api_key_env) and name it here with endpoint = "NAME"'
+)
 REVIEW_ORDERS = ("lowest_confidence_first", "highest_confidence_first", "random")
 
 
@@ -136,6 +145,8 @@ def validate_config(table: dict[str, Any], *, where: str = "config") -> dict[str
     for key in ("request_timeout", "retry_backoff"):
         _check_number(config, key, where, low=0.0)
     _check_temperatures(config, where)
+    if not isinstance(config["endpoint"], str) or not config["endpoint"]:
+        _fail(where, "endpoint", f"must be an endpoint's name, not {config['endpoint']!r}")
     _check_stages(config, where)
     _check_judges(config, where)
     _check_prices(config, where)
@@ -204,23 +215,20 @@ def _check_temperatures(config: dict, where: str) -> None:
 def _check_endpoint(entry: Any, name: str, where: str) -> None:
     if not isinstance(entry, dict):
         _fail(where, name, "must be a table")
+    for secret in ("api_key_env", "api_key"):
+        if secret in entry:
+            # Keys belong to endpoints the operator declared: a run configuration (which admins
+            # write, from the UI too) must never choose which secret goes to which URL.
+            _fail(where, f"{name}.{secret}", f"is not accepted: {DECLARE}")
     allowed = ENDPOINT_KEYS | ({"name"} if name.startswith("judges") else set())
     unknown = sorted(set(entry) - allowed)
     if unknown:
         _fail(where, f"{name}.{unknown[0]}", f"is not a known key ({', '.join(sorted(allowed))})")
-    for key in ("model", "base_url", "api_key_env", "name"):
+    for key in ("model", "endpoint", "base_url", "name"):
         if key in entry and not isinstance(entry[key], str):
             _fail(where, f"{name}.{key}", f"must be a string, not {entry[key]!r}")
-    if entry.get("api_key_env") and not API_KEY_ENV.fullmatch(entry["api_key_env"]):
-        # Only key variables: a config (which admins can write from the UI) must never be able
-        # to send DATABASE_URL, SECRET_KEY or any other secret to an endpoint of its choosing.
-        _fail(
-            where,
-            f"{name}.api_key_env",
-            f"is {entry['api_key_env']!r}: name a variable ending in _API_KEY",
-        )
-    if "api_key" in entry:
-        _fail(where, f"{name}.api_key", "is not allowed: name an environment variable instead")
+    if entry.get("endpoint") and entry.get("base_url"):
+        _fail(where, name, "names an endpoint and a base_url: name one of them")
     if "concurrency" in entry:
         _check_int(entry, "concurrency", where, low=1, name=f"{name}.concurrency")
     if "json_mode" in entry and entry["json_mode"] not in JSON_MODES:
@@ -268,36 +276,69 @@ def _check_prices(config: dict, where: str) -> None:
 def resolve_endpoints(
     config: dict[str, Any], *, default_base_url: str, default_model: str
 ) -> dict[str, Any]:
-    """Fills every stage and judge with model, base_url, api_key_env, concurrency, json_mode.
+    """Fills every stage and judge with model, endpoint, base_url, concurrency, json_mode.
 
-    Raises ConfigError when the openai backend has a stage or judge without an endpoint.
+    ``default_base_url`` is the ``default`` endpoint's URL (OPENAI_BASE_URL). Raises ConfigError
+    for an endpoint nobody declared, a URL nobody declared (unless the operator allows those:
+    they get no key), and, on the openai backend, a stage or judge without an endpoint.
     """
     config = copy.deepcopy(config)
+    declared = declared_endpoints(default_base_url)
     base = {
         "model": default_model,
-        "base_url": default_base_url,
-        "api_key_env": "",
         "concurrency": config["concurrency"],
         "json_mode": "json_schema",
     }
     config["stages"] = {s: {**base, **config["stages"].get(s, {})} for s in STAGES}
     judges = config["judges"] or [{"name": "judge-1"}]
     config["judges"] = [
-        {**base, "name": j.get("name") or f"judge-{i + 1}", **j} for i, j in enumerate(judges)
+        {**base, **j, "name": j.get("name") or f"judge-{i + 1}"} for i, j in enumerate(judges)
     ]
-    for entry in config["judges"]:
-        entry["name"] = entry["name"] or "judge"
-    if config["backend"] == "openai":
-        named = [(f"stages.{s}", e) for s, e in config["stages"].items()]
-        named += [(f"judges[{i}]", e) for i, e in enumerate(config["judges"])]
-        for name, entry in named:
-            if not entry["base_url"]:
-                raise ConfigError(
-                    f"the openai backend needs an endpoint: {name}.base_url is empty and "
-                    "OPENAI_BASE_URL is not set"
-                )
-            if entry["api_key_env"] and not os.environ.get(entry["api_key_env"]):
-                raise ConfigError(
-                    f"{name}.api_key_env names {entry['api_key_env']}, which is not set"
-                )
+    named = [(f"stages.{s}", e) for s, e in config["stages"].items()]
+    named += [(f"judges[{i}]", e) for i, e in enumerate(config["judges"])]
+    for name, entry in named:
+        entry.update(_place(entry, name, config, declared))
     return config
+
+
+def _place(
+    entry: dict[str, Any], name: str, config: dict[str, Any], declared: dict[str, Declared]
+) -> dict[str, str]:
+    """The endpoint name and base_url of one stage or judge ("" as the name: undeclared)."""
+    url = entry.get("base_url")
+    if url:
+        found = endpoint_at(url, declared)
+        if found:
+            return {"endpoint": found.name, "base_url": found.base_url}
+        if not undeclared_urls_allowed():
+            known = ", ".join(declared) or "none"
+            raise ConfigError(
+                f"{name}.base_url {url!r} is a URL no operator declared (declared endpoints: "
+                f"{known}): {DECLARE}"
+            )
+        return {"endpoint": "", "base_url": url}  # allowed by the operator, and sent no key
+    own = entry.get("endpoint")
+    chosen, key = (own, f"{name}.endpoint") if own else (config["endpoint"], "endpoint")
+    if chosen in declared:
+        _check_key(declared[chosen], config)
+        return {"endpoint": chosen, "base_url": declared[chosen].base_url}
+    if chosen != DEFAULT:
+        known = ", ".join(declared) or "none"
+        raise ConfigError(f"{key} {chosen!r} is not a declared endpoint (declared: {known})")
+    if config["backend"] == "openai":
+        raise ConfigError(
+            f"the openai backend needs an endpoint: {name} uses the default endpoint and "
+            "OPENAI_BASE_URL is not set"
+        )
+    return {"endpoint": DEFAULT, "base_url": ""}  # the rules backend calls nothing
+
+
+def _check_key(endpoint: Declared, config: dict[str, Any]) -> None:
+    # The default key may be empty (local servers need none); a declared variable may not.
+    if endpoint.name == DEFAULT or config["backend"] != "openai":
+        return
+    if endpoint.api_key_env and not endpoint.api_key:
+        raise ConfigError(
+            f"endpoint {endpoint.name!r} takes its key from {endpoint.api_key_env}, "
+            "which is not set"
+        )

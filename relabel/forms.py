@@ -6,7 +6,9 @@ import json
 from typing import Any
 
 from django import forms
+from django.conf import settings
 
+from relabel.endpoints import DEFAULT, declared_endpoints
 from relabel.importers import SuccessScore, TrajectoryImportError, parse_mapping
 from relabel.models import Candidate, Dataset, RunItem, Trajectory
 
@@ -53,6 +55,16 @@ class UploadForm(forms.Form):
         "correctness>=0.5.",
     )
 
+    def clean_file(self) -> Any:
+        upload = self.cleaned_data["file"]
+        limit = settings.AGENTHER_UPLOAD_MAX_BYTES
+        if getattr(upload, "refused", False) or upload.size > limit:
+            raise forms.ValidationError(
+                f"{upload.name} is larger than the limit of {limit / 2**20:g} MB "
+                "(AGENTHER_UPLOAD_MAX_MB)"
+            )
+        return upload
+
     def clean_mapping(self) -> dict[str, str]:
         items = [item for item in self.cleaned_data["mapping"].split(",") if item.strip()]
         try:
@@ -77,6 +89,12 @@ class StartRunForm(forms.Form):
     backend = forms.ChoiceField(
         choices=[("rules", "rules (offline)"), ("openai", "OpenAI-compatible endpoint")]
     )
+    endpoint = forms.ChoiceField(
+        required=False,
+        help_text="Where the openai backend's stages and judges go, unless the JSON below names "
+        "another declared endpoint for one of them. Endpoints are declared by the operator "
+        "(AGENTHER_ENDPOINTS); a run never names a key.",
+    )
     accept_threshold = _share("accept threshold", 0.5)
     reject_threshold = _share("reject threshold", 0.2)
     raters_per_candidate = forms.IntegerField(min_value=1, max_value=5, initial=1)
@@ -86,8 +104,17 @@ class StartRunForm(forms.Form):
         label="more configuration (JSON object)",
         required=False,
         widget=forms.Textarea(attrs={"rows": 3}),
-        help_text='e.g. {"judges": [{"name": "a", "model": "gpt-4o-mini"}]}',
+        help_text='e.g. {"judges": [{"name": "a", "model": "gpt-4o-mini"}, '
+        '{"name": "b", "model": "Qwen2.5-72B-Instruct", "endpoint": "vllm"}]}',
     )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Declared now, not at import: the operator's declarations are read per request.
+        declared = declared_endpoints()
+        choices = [(name, f"{name} ({e.base_url})") for name, e in declared.items()]
+        self.fields["endpoint"].choices = choices or [("", "none declared (rules only)")]
+        self.fields["endpoint"].initial = DEFAULT if DEFAULT in declared else ""
 
     def clean_extra(self) -> dict[str, Any]:
         text = self.cleaned_data["extra"].strip()
@@ -112,6 +139,8 @@ class StartRunForm(forms.Form):
         """The configuration overrides for relabel.runs.start_run."""
         data = self.cleaned_data
         config = dict(data["extra"])
+        if data.get("endpoint"):
+            config["endpoint"] = data["endpoint"]
         config["accept_threshold"] = data["accept_threshold"]
         config["reject_threshold"] = data["reject_threshold"]
         config["review"] = {

@@ -109,3 +109,25 @@ def test_importing_pytest_changes_nothing_in_the_settings():
     assert without_key.returncode != 0 and "SECRET_KEY is required" in without_key.stderr
     env["SECRET_KEY"] = "x" * 50
     assert run().stdout.strip() == "django.contrib.auth.hashers.PBKDF2PasswordHasher"
+
+
+def test_it_rejects_declared_endpoints_it_cannot_use(tmp_path):
+    bad = {
+        "{not json": "AGENTHER_ENDPOINTS is not JSON",
+        '{"default": {"base_url": "http://h/v1"}}': "'default' is reserved",
+        '{"vllm": {"base_url": "ftp://h"}}': "'vllm' needs a base_url starting with http",
+        '{"vllm": {"base_url": "http://h/v1", "api_key": "sk-1"}}': "must be a table of base_url",
+    }
+    for value, message in bad.items():
+        result = run_check(DEBUG="1", AGENTHER_ENDPOINTS=value)
+        assert result.returncode != 0 and message in result.stderr, (value, result.stderr)
+    file = tmp_path / "endpoints.toml"
+    file.write_text('[vllm]\nbase_url = "http://h/v1"\n')
+    both = run_check(
+        DEBUG="1",
+        AGENTHER_ENDPOINTS_FILE=str(file),
+        AGENTHER_ENDPOINTS='{"vllm": {"base_url": "http://h/v1"}}',
+    )
+    assert "endpoint 'vllm' is declared twice" in both.stderr
+    missing = run_check(DEBUG="1", AGENTHER_ENDPOINTS_FILE=str(tmp_path / "nope.toml"))
+    assert f"AGENTHER_ENDPOINTS_FILE={tmp_path / 'nope.toml'}: cannot be read" in missing.stderr

@@ -25,6 +25,7 @@ from relabel.importers import (
     taubench,
     toolbench,
 )
+from relabel.importers.archives import unpacked
 from relabel.importers.autodetect import detect
 from relabel.importers.base import (
     CHAT_ROLES,
@@ -36,6 +37,7 @@ from relabel.importers.base import (
     SuccessScore,
     TrajectoryImportError,
     save_unit,
+    too_deep_message,
 )
 
 __all__ = [
@@ -113,8 +115,13 @@ def import_paths(
     mapping: dict[str, str] | None = None,
     progress: Progress | None = None,
     success_score: str = "",
+    *,
+    workdir: Path | None = None,
 ) -> ImportSummary:
-    """Imports files and folders into the dataset (created on demand), one unit at a time.
+    """Imports files, folders and archives into the dataset (created on demand), one unit at a
+    time. Archives are unpacked within the limits into a folder under ``workdir`` (default: the
+    system's temporary folder) that is removed afterwards; errors and ``source_file`` name a
+    file inside one as ``archive.zip: member/path``.
 
     ``success_score`` is ``NAME>=VALUE`` (``--success-score``). Raises TrajectoryImportError
     (file, record, field) on bad input; the unit at fault and every unit after it are not
@@ -130,13 +137,29 @@ def import_paths(
         )
     if not dataset_name or not dataset_name.strip():
         raise TrajectoryImportError("--dataset", "a dataset name is required")
-    units = plan(paths, fmt, options.mapping)
+    with unpacked([Path(p) for p in paths], workdir) as files:
+        try:
+            units = plan(files.paths, fmt, options.mapping)
+            return _import_units(units, dataset_name.strip(), options, progress, files.shown)
+        except TrajectoryImportError as err:
+            err.path, err.message = files.shown(err.path), files.shown(err.message)
+            err.args = (str(err),)
+            raise
+
+
+def _import_units(
+    units: list[Unit],
+    dataset_name: str,
+    options: ImportOptions,
+    progress: Progress | None,
+    shown: Callable[[str], str],
+) -> ImportSummary:
     names = sorted({module.NAME for module, _, _ in units})
     _check_options(options, names)
-    summary = ImportSummary(dataset=dataset_name.strip(), format="+".join(names))
+    summary = ImportSummary(dataset=dataset_name, format="+".join(names))
     for done, (module, unit, why) in enumerate(units, 1):
         try:
-            _import_unit(summary, module, unit, why, options)
+            _import_unit(summary, module, unit, why, options, shown(str(unit)))
         except TrajectoryImportError as err:
             if summary.files:
                 err.message += (
@@ -211,11 +234,20 @@ def _files(path: Path) -> list[Path]:
 
 
 def _import_unit(
-    summary: ImportSummary, module: ModuleType, unit: Path, why: str, options: ImportOptions
+    summary: ImportSummary,
+    module: ModuleType,
+    unit: Path,
+    why: str,
+    options: ImportOptions,
+    source_file: str,
 ) -> None:
-    records: list[Parsed | Skipped] = module.parse(unit, options)
-    result = save_unit(summary.dataset, records, source_format=module.NAME, source_file=str(unit))
-    summary.add(FileReport(path=str(unit), format=module.NAME, why=why), result)
+    try:
+        records: list[Parsed | Skipped] = module.parse(unit, options)
+    except RecursionError:
+        # JSON inside a field (tool arguments, an answer) nested beyond what Python can read.
+        raise TrajectoryImportError(unit, too_deep_message(to_read=True)) from None
+    result = save_unit(summary.dataset, records, source_format=module.NAME, source_file=source_file)
+    summary.add(FileReport(path=source_file, format=module.NAME, why=why), result)
 
 
 def import_sample(dataset_name: str = "sample") -> ImportSummary:

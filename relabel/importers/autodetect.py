@@ -3,7 +3,6 @@ why (the reason is reported per file)."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ from relabel.importers import (
     taubench,
     toolbench,
 )
-from relabel.importers.base import TrajectoryImportError, load_json
+from relabel.importers.base import TrajectoryImportError, load_json, parse_line
 
 MESSAGE_KEYS = ("messages", "conversations", "history")
 # Trace formats, most distinctive first: each says why a record is its own, or "".
@@ -125,10 +124,5 @@ def _first_line(path: Path) -> Any:
     with path.open(encoding="utf-8", errors="replace") as f:
         for n, line in enumerate(f, 1):
             if line.strip():
-                try:
-                    return json.loads(line)
-                except json.JSONDecodeError as err:
-                    raise TrajectoryImportError(
-                        path, f"not valid JSON (column {err.colno}: {err.msg})", record=f"line {n}"
-                    ) from None
+                return parse_line(path, line, f"line {n}")
     raise TrajectoryImportError(path, "the file is empty")

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import DataError, IntegrityError, transaction
 
 from relabel.models import Dataset, Step, Trajectory, compress_json
 
@@ -169,6 +169,9 @@ class ImportSummary:
     skipped_reasons: dict[str, int] = field(default_factory=dict)
     skipped_ids: list[str] = field(default_factory=list)
     files: list[FileReport] = field(default_factory=list)
+    # NUL characters (which PostgreSQL cannot store in text) replaced by U+FFFD; the raw record
+    # keeps the original.
+    nul_replaced: int = 0
 
     MAX_SKIPPED_IDS = 50
 
@@ -183,6 +186,7 @@ class ImportSummary:
         for name in ("imported", "duplicates", "successes", "failures", "unknown"):
             setattr(report, name, getattr(result, name))
             setattr(self, name, getattr(self, name) + getattr(result, name))
+        self.nul_replaced += result.nul_replaced
         report.skipped = len(result.skipped)
         for skip in result.skipped:
             self.add_skip(skip)
@@ -201,6 +205,7 @@ class ImportSummary:
             "skipped_reasons": dict(self.skipped_reasons),
             "skipped_ids": list(self.skipped_ids),
             "files": [f.as_dict() for f in self.files],
+            "nul_replaced": self.nul_replaced,
         }
 
     def line(self) -> str:
@@ -212,28 +217,72 @@ class ImportSummary:
         if self.skipped_reasons:
             reasons = "; ".join(f"{n} x {why}" for why, n in self.skipped_reasons.items())
             text += f" [skipped: {reasons}: {', '.join(self.skipped_ids)}]"
+        if self.nul_replaced:
+            text += f"; {self.nul_replaced} NUL character(s) replaced by U+FFFD"
         return text
 
 
 # --- reading ---------------------------------------------------------------------------------
 
 
+# Deeper than this, a record is refused: no real trajectory nests so far, and a few hundred
+# levels more would crash the JSON reader (Python's recursion limit) or the database.
+MAX_DEPTH = 100
+NUL = "\x00"
+
+
 def load_json(path: Path) -> Any:
     try:
         with path.open("rb") as f:
-            return json.load(f)
+            data = json.load(f)
     except json.JSONDecodeError as err:
         raise TrajectoryImportError(
             path, f"not valid JSON (line {err.lineno}, column {err.colno}: {err.msg})"
         ) from None
     except UnicodeDecodeError as err:
         raise TrajectoryImportError(path, f"not UTF-8 text ({err.reason})") from None
+    except RecursionError:
+        raise TrajectoryImportError(path, too_deep_message(to_read=True)) from None
+    for i, record in enumerate(data if isinstance(data, list) else [data], 1):
+        check_depth(path, record, f"record {i}")
+    return data
+
+
+def too_deep_message(*, to_read: bool = False) -> str:
+    return f"nested too deeply{' to read' if to_read else ''} (more than {MAX_DEPTH} levels)"
+
+
+def deepest_path(value: Any, limit: int = MAX_DEPTH) -> str | None:
+    """Where ``value`` first nests deeper than ``limit`` levels ("" for its top), or None.
+
+    A loop, not recursion: the point is to survive what recursion cannot.
+    """
+    stack: list[tuple[Any, str, int]] = [(value, "", 1)]
+    while stack:
+        node, where, depth = stack.pop()
+        if not isinstance(node, dict | list):
+            continue
+        if depth > limit:
+            return where
+        items = node.items() if isinstance(node, dict) else enumerate(node)
+        for key, child in items:
+            step = f"[{key}]" if isinstance(node, list) else (f".{key}" if where else str(key))
+            stack.append((child, where + step, depth + 1))
+    return None
+
+
+def check_depth(path: Path, record: Any, locator: str) -> None:
+    where = deepest_path(record)
+    if where is not None:
+        shown = where if len(where) <= 60 else where[:60] + "…"
+        raise TrajectoryImportError(path, too_deep_message(), record=locator, field=shown)
 
 
 def read_records(path: Path) -> Iterator[tuple[str, Any]]:
     """Records of a JSON array, a single JSON object, or JSONL, each with a locator for errors.
 
-    The locator is "record N" (1-based) for JSON and "line N" for JSONL.
+    The locator is "record N" (1-based) for JSON and "line N" for JSONL. JSONL is read a line at
+    a time, never whole.
     """
     if path.suffix.lower() in (".jsonl", ".ndjson"):
         yield from _read_jsonl(path)
@@ -247,19 +296,31 @@ def read_records(path: Path) -> Iterator[tuple[str, Any]]:
 
 
 def _read_jsonl(path: Path) -> Iterator[tuple[str, Any]]:
+    with path.open("rb") as f:
+        for n, raw in enumerate(f, 1):
+            locator = f"line {n}"
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                raise TrajectoryImportError(
+                    path, f"not UTF-8 text ({err.reason})", record=locator
+                ) from None
+            if line.strip():
+                yield locator, parse_line(path, line, locator)
+
+
+def parse_line(path: Path, line: str, locator: str) -> Any:
+    """One JSONL line as a value, or an error naming the line."""
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError as err:
-        raise TrajectoryImportError(path, f"not UTF-8 text ({err.reason})") from None
-    for n, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            yield f"line {n}", json.loads(line)
-        except json.JSONDecodeError as err:
-            raise TrajectoryImportError(
-                path, f"not valid JSON (column {err.colno}: {err.msg})", record=f"line {n}"
-            ) from None
+        value = json.loads(line)
+    except json.JSONDecodeError as err:
+        raise TrajectoryImportError(
+            path, f"not valid JSON (column {err.colno}: {err.msg})", record=locator
+        ) from None
+    except RecursionError:
+        raise TrajectoryImportError(path, too_deep_message(to_read=True), record=locator) from None
+    check_depth(path, value, locator)
+    return value
 
 
 def record_number(locator: str) -> int:
@@ -297,8 +358,10 @@ def parse_arguments(arguments: Any) -> Any:
     if isinstance(arguments, str):
         try:
             value = json.loads(arguments)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
             return arguments
+        if deepest_path(value) is not None:
+            return arguments  # kept as the text it came as: too deep to store as JSON
         return value if isinstance(value, dict) else arguments
     return {} if arguments is None else arguments
 
@@ -592,6 +655,45 @@ class UnitResult:
     failures: int = 0
     unknown: int = 0
     skipped: list[Skipped] = field(default_factory=list)
+    nul_replaced: int = 0
+
+
+def scrub(value: Any) -> tuple[Any, int]:
+    """``value`` with every NUL character (PostgreSQL's text and jsonb cannot hold one) replaced
+    by U+FFFD, in strings, keys and nested values alike; and how many were replaced."""
+    if isinstance(value, str):
+        count = value.count(NUL)
+        return (value.replace(NUL, "\ufffd"), count) if count else (value, 0)
+    if isinstance(value, list):
+        pairs = [scrub(item) for item in value]
+        return [v for v, _ in pairs], sum(n for _, n in pairs)
+    if isinstance(value, dict):
+        total, clean = 0, {}
+        for key, item in value.items():
+            (key, n), (item, m) = scrub(key), scrub(item)
+            clean[key] = item
+            total += n + m
+        return clean, total
+    return value, 0
+
+
+SCRUBBED = ("external_id", "goal", "final_answer", "failure_reason", "system_prompt", "raw_label")
+STEP_TEXT = ("thought", "action", "action_input", "call_id", "observation", "metadata")
+
+
+def scrub_parsed(parsed: Parsed) -> int:
+    """Scrubs what goes into text and JSON columns; ``raw`` (stored compressed, as bytes) and
+    each step's full observation keep the source exactly."""
+    total = 0
+    for obj, names in [(parsed, (*SCRUBBED, "tools", "metadata"))] + [
+        (step, STEP_TEXT) for step in parsed.steps
+    ]:
+        for name in names:
+            value, count = scrub(getattr(obj, name))
+            if count:
+                setattr(obj, name, value)
+                total += count
+    return total
 
 
 def save_unit(
@@ -608,7 +710,9 @@ def save_unit(
     for record in records:
         if isinstance(record, Skipped):
             result.skipped.append(record)
-        elif record.external_id in seen:
+            continue
+        result.nul_replaced += scrub_parsed(record)
+        if record.external_id in seen:
             result.duplicates += 1
         else:
             seen.add(record.external_id)
@@ -630,6 +734,10 @@ def save_unit(
             f"could not be saved ({err}); another import into {dataset_name!r} may have run at "
             "the same time: run this one again (what is already there is skipped)",
         ) from None
+    except DataError as err:
+        # A value the database refuses (a name too long for its column, say): nothing of the
+        # file was saved, and the message says why.
+        raise TrajectoryImportError(source_file, f"could not be saved: {err}") from None
     result.imported = len(new)
     result.successes = sum(1 for p in new if p.success is True)
     result.failures = sum(1 for p in new if p.success is False)

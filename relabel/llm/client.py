@@ -11,8 +11,11 @@ Every stage of the openai backend calls ``LLMClient.complete_json``. It
 - records every HTTP attempt as an LLMCall (tokens from the endpoint's usage, our own estimate
   beside them, cost from the run's price table, latency, error).
 
-Records are collected in a CallLog per trajectory and written in one go when the trajectory is
-done (or fails), so a worker makes one write per trajectory rather than one per call.
+Each call is written (with its cache entry) the moment it returns, so a worker killed in the
+middle of a trajectory loses no call it paid for: the cost figures count it and a resume is
+served from the cache. The cache key is the whole request as sent (model, messages, temperature,
+reply budget, response format with its schema) plus the endpoint (name and URL) and the prompt
+version, so two servers with the same model name never answer for each other.
 """
 
 from __future__ import annotations
@@ -20,7 +23,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import random
 import threading
 import time
@@ -28,12 +30,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import openai
-from django.conf import settings
-from django.db import connection
+from django.db import connection, transaction
 from openai.types.chat import ChatCompletion
 
+from relabel.endpoints import endpoint_at, key_for
 from relabel.llm.pricing import cost_usd, price_table
-from relabel.llm.prompts import Prompt
+from relabel.llm.prompts import PROMPT_VERSION, Prompt
 from relabel.llm.schema import schema_errors
 from relabel.models import LLMCacheEntry, LLMCall
 from relabel.tokens import estimate_tokens
@@ -58,39 +60,44 @@ class Endpoint:
 
     model: str
     base_url: str
-    api_key_env: str = ""
     concurrency: int = 16
     json_mode: str = "json_schema"
+    name: str = ""  # the declared endpoint; "" for a URL no operator declared (no key)
 
     @classmethod
     def from_config(cls, entry: dict[str, Any]) -> Endpoint:
-        return cls(**{k: entry[k] for k in cls.__dataclass_fields__ if k in entry})
+        fields = {
+            k: entry[k] for k in ("model", "base_url", "concurrency", "json_mode") if k in entry
+        }
+        name = entry.get("endpoint")
+        if name is None:  # a run frozen before endpoints were declared: its URL says which
+            found = endpoint_at(entry["base_url"])
+            name = found.name if found else ""
+        return cls(name=name, **fields)
 
     @property
     def api_key(self) -> str:
-        key = os.environ.get(self.api_key_env, "") if self.api_key_env else ""
-        # The default key goes only to the default endpoint, never to a judge's other host.
-        if not key and self.base_url.rstrip("/") == settings.OPENAI_BASE_URL.rstrip("/"):
-            key = settings.OPENAI_API_KEY
-        # Local servers (vLLM, Ollama, the test server) accept any key; the client wants one.
-        return key or "no-key"
+        # Local servers (vLLM, Ollama, the test server) accept any key, but the openai client
+        # wants one, and given none it would read OPENAI_API_KEY from the environment itself.
+        return key_for(self.name, self.base_url) or "no-key"
 
 
 @dataclass
 class CallLog:
-    """The calls made for one trajectory, written together by ``flush``."""
+    """The calls made for one trajectory; each is written the moment it is recorded."""
 
     run_id: int | None
     trajectory_id: int | None
     calls: list[LLMCall] = field(default_factory=list)
-    cache_entries: list[LLMCacheEntry] = field(default_factory=list)
 
-    def flush(self) -> None:
-        if self.calls:
-            LLMCall.objects.bulk_create(self.calls)
-        if self.cache_entries:
-            LLMCacheEntry.objects.bulk_create(self.cache_entries, ignore_conflicts=True)
-        self.calls, self.cache_entries = [], []
+    def record(self, call: LLMCall, cache_entry: LLMCacheEntry | None = None) -> None:
+        # One transaction: a call that paid for an answer is never written without its cache
+        # entry, so whatever stops the worker next, a resume gets that answer for free.
+        with transaction.atomic():
+            call.save(force_insert=True)
+            if cache_entry is not None:
+                LLMCacheEntry.objects.bulk_create([cache_entry], ignore_conflicts=True)
+        self.calls.append(call)
 
 
 _registry_lock = threading.Lock()
@@ -126,8 +133,17 @@ def openai_client(endpoint: Endpoint, timeout: float) -> openai.OpenAI:
         return _clients[key]
 
 
-def cache_key(model: str, messages: list[dict[str, Any]], params: dict[str, Any]) -> str:
-    blob = json.dumps({"model": model, "messages": messages, "params": params}, sort_keys=True)
+def cache_key(endpoint: Endpoint, body: dict[str, Any], prompt_version: str) -> str:
+    """Everything that changes the answer: the request as sent, where it goes, which prompts."""
+    blob = json.dumps(
+        {
+            "endpoint": endpoint.name,
+            "base_url": endpoint.base_url.rstrip("/"),
+            "prompt_version": prompt_version,
+            "request": body,
+        },
+        sort_keys=True,
+    )
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
@@ -184,6 +200,18 @@ def _is_retryable(exc: Exception) -> bool:
     return False
 
 
+@dataclass
+class Request:
+    """One request of a stage, and what its records need."""
+
+    endpoint: Endpoint
+    stage: str
+    body: dict[str, Any]
+    key: str
+    estimate: int
+    log: CallLog
+
+
 class LLMClient:
     """Makes a run's calls. One instance per run and process; safe to share between threads."""
 
@@ -194,6 +222,7 @@ class LLMClient:
         self.backoff = float(config["retry_backoff"])
         self.malformed_retries = int(config["malformed_retries"])
         self.max_completion_tokens = int(config["max_completion_tokens"])
+        self.prompt_version = str(config.get("prompt_version", PROMPT_VERSION))
 
     def complete_json(
         self,
@@ -209,9 +238,8 @@ class LLMClient:
         messages = prompt.messages
         problem = ""
         for _ in range(self.malformed_retries + 1):
-            value, content, problem = self._complete_once(
-                endpoint, prompt, messages, temperature, log, stage
-            )
+            request = self._request(endpoint, prompt, messages, temperature, log, stage)
+            value, content, problem = self._complete_once(request, prompt)
             if value is not None:
                 return value
             # Ask again with the reason: an identical request would often get the same answer.
@@ -226,7 +254,7 @@ class LLMClient:
             ]
         raise MalformedOutput(f"{stage}: malformed output from {endpoint.model}: {problem}")
 
-    def _complete_once(
+    def _request(
         self,
         endpoint: Endpoint,
         prompt: Prompt,
@@ -234,37 +262,42 @@ class LLMClient:
         temperature: float,
         log: CallLog,
         stage: str,
-    ) -> tuple[dict[str, Any] | None, str | None, str]:
-        json_mode = self._json_mode(endpoint)
-        params = {
+    ) -> Request:
+        body = {
+            "model": endpoint.model,
+            "messages": messages,
             "temperature": temperature,
             "max_tokens": self.max_completion_tokens,
-            "format": json_mode,
-            "schema": prompt.schema_name,
+            "response_format": self._response_format(prompt, self._json_mode(endpoint)),
         }
-        key = cache_key(endpoint.model, messages, params)
         estimate = prompt.estimated_tokens
         if messages is not prompt.messages:  # a repair turn was added
             estimate += sum(estimate_tokens(m["content"]) for m in messages[len(prompt.messages) :])
-        hit = cached_response(key)
+        key = cache_key(endpoint, body, self.prompt_version)
+        return Request(endpoint, stage, body, key, estimate, log)
+
+    def _complete_once(
+        self, request: Request, prompt: Prompt
+    ) -> tuple[dict[str, Any] | None, str | None, str]:
+        hit = cached_response(request.key)
         if hit is not None:
             value, problem = parse_reply(hit.get("content"), prompt.schema)
             if value is not None:
-                log.calls.append(self._record(log, endpoint, stage, key, estimate, cached=True))
+                request.log.record(self._record(request, cached=True))
                 return value, hit.get("content"), ""
-        call, content = self._call_with_retries(
-            endpoint, messages, prompt, temperature, json_mode, log, stage, key, estimate
-        )
+        call, content = self._call_with_retries(request)
         value, problem = parse_reply(content, prompt.schema)
         if value is None:
             call.error = f"malformed: {problem}"[:2000]
+            request.log.record(call)
             return None, content, problem
         usage = {"prompt_tokens": call.prompt_tokens, "completion_tokens": call.completion_tokens}
-        log.cache_entries.append(
-            LLMCacheEntry(
-                key=key, model=endpoint.model, response={"content": content, "usage": usage}
-            )
+        entry = LLMCacheEntry(
+            key=request.key,
+            model=request.endpoint.model,
+            response={"content": content, "usage": usage},
         )
+        request.log.record(call, entry)
         return value, content, ""
 
     def _json_mode(self, endpoint: Endpoint) -> str:
@@ -280,64 +313,52 @@ class LLMClient:
             "json_schema": {"name": prompt.schema_name, "schema": prompt.schema, "strict": True},
         }
 
-    def _call_with_retries(
-        self,
-        endpoint: Endpoint,
-        messages: list[dict[str, Any]],
-        prompt: Prompt,
-        temperature: float,
-        json_mode: str,
-        log: CallLog,
-        stage: str,
-        key: str,
-        estimate: int,
-    ) -> tuple[LLMCall, str | None]:
+    def _plain_json(self, request: Request) -> None:
+        """The endpoint has no JSON-schema mode: plain JSON mode from now on, for this request
+        too (and its cache key, which must say what was asked)."""
+        _json_object_only.add(request.endpoint.base_url)
+        request.body = {**request.body, "response_format": {"type": "json_object"}}
+        request.key = cache_key(request.endpoint, request.body, self.prompt_version)
+
+    def _call_with_retries(self, request: Request) -> tuple[LLMCall, str | None]:
+        """The answered call (not yet recorded: the caller knows whether it is usable) and its
+        content; every failed attempt is recorded at once."""
+        endpoint = request.endpoint
         client = openai_client(endpoint, self.timeout)
         slots = endpoint_slots(endpoint)
         attempt = 0
         while True:
             started = time.monotonic()
-            body = {
-                "model": endpoint.model,
-                "messages": messages,
-                "temperature": temperature,
-                "max_tokens": self.max_completion_tokens,
-                "response_format": self._response_format(prompt, json_mode),
-            }
             try:
                 with slots:
                     started = time.monotonic()  # the endpoint's latency, not our queue's
                     # client.post is the openai client's documented way to send a body as is:
                     # chat.completions.create walks every message and schema through its type
                     # transforms first, which costs more CPU than the whole rest of a call.
-                    response = client.post("/chat/completions", cast_to=ChatCompletion, body=body)
+                    response = client.post(
+                        "/chat/completions", cast_to=ChatCompletion, body=request.body
+                    )
             except openai.BadRequestError as exc:
-                if self._no_schema_mode(endpoint, json_mode, exc):
-                    json_mode = "json_object"
+                if request.body["response_format"]["type"] == "json_schema" and (
+                    "response_format" in str(exc)
+                ):
+                    self._plain_json(request)
                     continue
-                self._record_failure(log, endpoint, stage, key, estimate, started, exc)
-                raise LLMError(f"{stage}: {endpoint.model} refused the request: {exc}") from exc
+                self._record_failure(request, started, exc)
+                raise LLMError(
+                    f"{request.stage}: {endpoint.model} refused the request: {exc}"
+                ) from exc
             except openai.OpenAIError as exc:
-                self._record_failure(log, endpoint, stage, key, estimate, started, exc)
+                self._record_failure(request, started, exc)
                 if not _is_retryable(exc) or attempt >= self.max_retries:
                     raise LLMError(
-                        f"{stage}: {endpoint.model} at {endpoint.base_url} failed after "
+                        f"{request.stage}: {endpoint.model} at {endpoint.base_url} failed after "
                         f"{attempt + 1} attempt(s): {type(exc).__name__}: {exc}"
                     ) from exc
                 time.sleep(self._delay(attempt, exc))
                 attempt += 1
                 continue
-            return self._record_success(
-                log, endpoint, stage, key, estimate, started, response
-            ), self._content(response)
-
-    @staticmethod
-    def _no_schema_mode(endpoint: Endpoint, json_mode: str, exc: Exception) -> bool:
-        """Whether the endpoint refused the JSON-schema mode; it gets plain JSON from now on."""
-        if json_mode == "json_schema" and "response_format" in str(exc):
-            _json_object_only.add(endpoint.base_url)
-            return True
-        return False
+            return self._answered(request, started, response), self._content(response)
 
     @staticmethod
     def _content(response: Any) -> str | None:
@@ -353,72 +374,38 @@ class LLMClient:
             delay = max(delay, hinted)
         return min(delay, MAX_BACKOFF_SECONDS)
 
-    def _record(
-        self,
-        log: CallLog,
-        endpoint: Endpoint,
-        stage: str,
-        key: str,
-        estimate: int,
-        *,
-        cached: bool = False,
-        **fields: Any,
-    ) -> LLMCall:
+    def _record(self, request: Request, *, cached: bool = False, **fields: Any) -> LLMCall:
+        log = request.log
         return LLMCall(
             run_id=log.run_id,
             trajectory_id=log.trajectory_id,
-            stage=stage[:30],
-            model=endpoint.model,
-            endpoint=endpoint.base_url,
-            cache_key=key,
+            stage=request.stage[:30],
+            model=request.endpoint.model,
+            endpoint=request.endpoint.base_url,
+            cache_key=request.key,
             cached=cached,
-            estimated_prompt_tokens=estimate,
+            estimated_prompt_tokens=request.estimate,
             **fields,
         )
 
-    def _record_failure(
-        self,
-        log: CallLog,
-        endpoint: Endpoint,
-        stage: str,
-        key: str,
-        estimate: int,
-        started: float,
-        exc: Exception,
-    ) -> None:
+    def _record_failure(self, request: Request, started: float, exc: Exception) -> None:
         latency = int((time.monotonic() - started) * 1000)
         error = f"{type(exc).__name__}: {exc}"[:2000]
-        log.calls.append(
-            self._record(log, endpoint, stage, key, estimate, latency_ms=latency, error=error)
-        )
+        request.log.record(self._record(request, latency_ms=latency, error=error))
 
-    def _record_success(
-        self,
-        log: CallLog,
-        endpoint: Endpoint,
-        stage: str,
-        key: str,
-        estimate: int,
-        started: float,
-        response: Any,
-    ) -> LLMCall:
+    def _answered(self, request: Request, started: float, response: Any) -> LLMCall:
         usage = getattr(response, "usage", None)
         prompt_tokens = getattr(usage, "prompt_tokens", None)
         completion_tokens = getattr(usage, "completion_tokens", None)
         if prompt_tokens is None:
             # No usage figures from this server: bill our estimate rather than nothing.
-            prompt_tokens = estimate
+            prompt_tokens = request.estimate
             completion_tokens = estimate_tokens(self._content(response) or "")
-        call = self._record(
-            log,
-            endpoint,
-            stage,
-            key,
-            estimate,
+        model = request.endpoint.model
+        return self._record(
+            request,
             prompt_tokens=prompt_tokens,
             completion_tokens=completion_tokens or 0,
-            cost_usd=cost_usd(self.prices, endpoint.model, prompt_tokens, completion_tokens or 0),
+            cost_usd=cost_usd(self.prices, model, prompt_tokens, completion_tokens or 0),
             latency_ms=int((time.monotonic() - started) * 1000),
         )
-        log.calls.append(call)
-        return call

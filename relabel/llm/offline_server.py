@@ -144,6 +144,8 @@ class Behaviour:
         self.requests = 0
         self.in_flight = 0
         self.max_in_flight = 0  # the most requests ever served at once: tests check limits
+        # Every Authorization header received: tests prove which key went where.
+        self.authorizations: list[str] = []
 
     def draw(self) -> tuple[float, float]:
         with self.lock:
@@ -197,6 +199,8 @@ class Handler(BaseHTTPRequestHandler):
             self._send(400, {"error": {"message": "the body is not a chat-completions request"}})
             return
         behaviour = self.server.behaviour
+        with behaviour.lock:
+            behaviour.authorizations.append(self.headers.get("Authorization", ""))
         fault, malformed = behaviour.draw()
         try:
             time.sleep(behaviour.latency)

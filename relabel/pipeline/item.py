@@ -9,7 +9,6 @@ Candidate is one-to-one with RunItem, so there is never a second candidate.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -58,8 +57,7 @@ def process_item(work: Processing, item: RunItem, steps: list[Step]) -> str | No
     try:
         fields, candidate = relabel_item(work.backend, ctx)
     except work.stops:
-        keep_calls(log)
-        release_item(item.pk)
+        release_item(item.pk)  # the calls paid for are recorded already, as each returned
         raise
     except Exception as exc:
         # Recorded on the item (visible, retryable); a warning on stderr would only clutter
@@ -67,20 +65,13 @@ def process_item(work: Processing, item: RunItem, steps: list[Step]) -> str | No
         logger.info("run %s, trajectory %s: %s", work.run.pk, trajectory.pk, exc)
         fields = {"status": RunItem.Status.ERROR, "error": f"{type(exc).__name__}: {exc}"[:4000]}
         candidate = None
-    return save_result(work.run, item, log, fields, candidate)
-
-
-def keep_calls(log: CallLog) -> None:
-    """Best effort: the calls paid for are recorded even when the item cannot finish."""
-    with contextlib.suppress(DatabaseError):
-        log.flush()
+    return save_result(work.run, item, fields, candidate)
 
 
 def save_result(
-    run: Run, item: RunItem, log: CallLog, fields: dict[str, Any], candidate: dict | None
+    run: Run, item: RunItem, fields: dict[str, Any], candidate: dict | None
 ) -> str | None:
     with transaction.atomic():
-        log.flush()
         # Only the holder of the claim on an unfinished item writes its result: a duplicate
         # delivery, or a worker whose lease expired and was taken over, writes nothing.
         updated = (

@@ -251,12 +251,3 @@ def test_a_large_run_without_a_broker_is_split_over_processes_sharing_the_limit(
     )
     # Every trajectory was detected exactly once, whichever process took it.
     assert LLMCall.objects.filter(run=run, stage="detect").count() == 12
-
-
-def test_the_default_key_goes_only_to_the_default_endpoint(settings, monkeypatch):
-    settings.OPENAI_BASE_URL = "https://api.example.test/v1"
-    settings.OPENAI_API_KEY = "sk-default"
-    monkeypatch.setenv("VLLM_API_KEY", "vllm-key")
-    assert Endpoint("m", "https://api.example.test/v1/").api_key == "sk-default"
-    assert Endpoint("m", "http://judge-host:8000/v1").api_key == "no-key"
-    assert Endpoint("m", "http://judge-host:8000/v1", "VLLM_API_KEY").api_key == "vllm-key"

@@ -45,8 +45,8 @@ def test_a_run_freezes_its_resolved_configuration(llm_server, relabel_now):
         {
             "name": "judge-1",
             "model": "gpt-4o-mini",
+            "endpoint": "default",
             "base_url": llm_server.base_url,
-            "api_key_env": "",
             "concurrency": 1,
             "json_mode": "json_schema",
         }
@@ -162,10 +162,11 @@ def test_a_bad_review_section_is_refused_before_anything_runs():
         load_config(overrides={"review": {"colour": "red"}})
 
 
-def test_an_api_key_variable_must_name_a_key_not_any_secret():
-    judge = {"name": "j", "model": "m", "base_url": "http://127.0.0.1:1/v1"}
-    with pytest.raises(ConfigError, match="judges\\[0\\].api_key_env"):
-        load_config(overrides={"judges": [{**judge, "api_key_env": "DATABASE_URL"}]})
+def test_a_run_may_not_name_a_key_variable_at_all():
+    judge = {"name": "j", "model": "m", "endpoint": "default"}
+    for variable in ("DATABASE_URL", "OPENAI_API_KEY"):
+        with pytest.raises(ConfigError, match=r"judges\[0\].api_key_env is not accepted"):
+            load_config(overrides={"judges": [{**judge, "api_key_env": variable}]})
 
 
 def test_the_summary_has_the_issues_keys_and_its_counts_add_up(llm_server, relabel_now):
@@ -224,7 +225,7 @@ def test_the_openai_backend_without_an_endpoint_is_a_clear_error(settings):
         ("accept_threshold = 0.1\nreject_threshold = 0.3\n", "reject_threshold (0.3) is above"),
         ("[[judges]]\nname = 'a'\nmodle = 'x'\n", "judges[0].modle is not a known key"),
         ("[stages.summarise]\nmodel = 'x'\n", "stages.summarise is not a stage"),
-        ("[[judges]]\nname = 'a'\napi_key = 'sk-1'\n", "judges[0].api_key"),
+        ("[[judges]]\nname = 'a'\napi_key = 'sk-1'\n", "judges[0].api_key is not accepted"),
         ("temperatures = [0.2, 5]\n", "temperatures[1] is 5"),
         ("accept_threshold = \n", "not valid TOML"),
     ],
@@ -239,19 +240,25 @@ def test_a_bad_config_file_is_rejected_naming_the_file_and_the_key(tmp_path, tom
     assert not Run.objects.exists()
 
 
-def test_a_judge_naming_an_unset_api_key_variable_is_refused(settings, monkeypatch):
+VLLM = {"vllm": {"base_url": "http://127.0.0.1:8001/v1", "api_key_env": "VLLM_API_KEY"}}
+
+
+def test_a_judge_on_an_endpoint_whose_key_variable_is_unset_is_refused(settings, monkeypatch):
     settings.OPENAI_BASE_URL = "http://127.0.0.1:9/v1"
+    settings.AGENTHER_ENDPOINTS = VLLM
     monkeypatch.delenv("VLLM_API_KEY", raising=False)
-    with pytest.raises(ConfigError, match=r"judges\[1\].api_key_env names VLLM_API_KEY"):
+    with pytest.raises(ConfigError, match="endpoint 'vllm' takes its key from VLLM_API_KEY"):
         prepare_config("openai", load_config(ROOT / "relabel" / "sample-config.toml"))
 
 
 def test_the_sample_config_file_is_valid(monkeypatch, settings):
     settings.OPENAI_BASE_URL = "http://127.0.0.1:9/v1"
+    settings.AGENTHER_ENDPOINTS = VLLM
     monkeypatch.setenv("VLLM_API_KEY", "k")
     config = prepare_config("openai", load_config(ROOT / "relabel" / "sample-config.toml"))
     assert [j["name"] for j in config["judges"]] == ["gpt", "qwen"]
     assert config["judges"][1]["base_url"] == "http://127.0.0.1:8001/v1"
+    assert config["judges"][1]["endpoint"] == "vllm"
     assert config["judges"][0]["base_url"] == "http://127.0.0.1:9/v1"
 
 

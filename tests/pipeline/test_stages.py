@@ -216,10 +216,11 @@ def test_each_judge_asks_its_own_model_at_its_own_endpoint(llm_server, relabel_n
     from relabel.llm.offline_server import start_in_thread
 
     other = start_in_thread()
+    settings.AGENTHER_ENDPOINTS = {"vllm": {"base_url": other.base_url}}
     try:
         judges = [
             {"name": "mini", "model": "gpt-4o-mini"},
-            {"name": "qwen", "model": "Qwen2.5-72B-Instruct", "base_url": other.base_url},
+            {"name": "qwen", "model": "Qwen2.5-72B-Instruct", "endpoint": "vllm"},
         ]
         dataset = make_dataset()
         trajectory = make_trajectory(dataset, steps=thought_steps("TEST-SEVERITY=0.1"))

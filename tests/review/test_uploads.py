@@ -176,3 +176,68 @@ def test_a_success_score_that_does_not_parse_is_refused_before_anything_is_saved
     response = admin_client_.post(reverse("upload"), data, follow=True)
     assert "Upload refused: success_score:" in response.content.decode()
     assert not ImportJob.objects.exists()
+
+
+def test_a_failed_import_removes_its_upload_folder(
+    admin_client_, uploads, django_capture_on_commit_callbacks
+):
+    job = upload(admin_client_, "bad.json", b"[{", django_capture_on_commit_callbacks)
+    assert job.status == "failed" and job.error.startswith("bad.json: not valid JSON")
+    assert list(uploads.iterdir()) == []
+
+
+def test_a_zip_bomb_upload_is_refused_while_unpacking_and_removed(
+    admin_client_, uploads, django_capture_on_commit_callbacks
+):
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("big.jsonl", b"\n" * (30 * 2**20))
+    job = upload(admin_client_, "bomb.zip", buffer.getvalue(), django_capture_on_commit_callbacks)
+    assert job.status == "failed"
+    assert job.error.startswith("bomb.zip: ") and "compression ratio" in job.error
+    assert list(uploads.iterdir()) == []
+
+
+def test_an_upload_over_the_size_limit_is_refused_before_it_is_stored(
+    admin_client_, uploads, settings
+):
+    settings.AGENTHER_UPLOAD_MAX_BYTES = 1000
+    data = {"file": SimpleUploadedFile("big.json", b"[" + b" " * 2000 + b"]"), "dataset": "up"}
+    response = admin_client_.post(reverse("upload"), {**data, "format": "auto"}, follow=True)
+    assert "Upload refused" in response.content.decode()
+    assert "larger than the limit" in response.content.decode()
+    assert not ImportJob.objects.exists()
+    assert not uploads.exists() or list(uploads.iterdir()) == []
+
+
+def test_an_empty_archive_is_refused_naming_the_archive_never_the_servers_path(
+    admin_client_, uploads, django_capture_on_commit_callbacks
+):
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w"):
+        pass
+    job = upload(admin_client_, "empty.zip", buffer.getvalue(), django_capture_on_commit_callbacks)
+    assert job.status == "failed"
+    assert job.error.startswith("empty.zip: ") and "no .json, .jsonl or .traj" in job.error
+    assert str(uploads) not in job.error and "unpacked" not in job.error
+
+
+def test_json_nested_100000_deep_is_a_clear_error_not_an_unexpected_one(
+    admin_client_, uploads, django_capture_on_commit_callbacks
+):
+    deep = b"[" * 100_000 + b"]" * 100_000
+    job = upload(admin_client_, "deep.json", deep, django_capture_on_commit_callbacks)
+    assert job.status == "failed"
+    assert job.error.startswith("deep.json: ") and "nested too deeply" in job.error
+    assert "unexpected" not in job.error
+
+
+def test_a_nul_character_is_repaired_and_counted_in_the_jobs_summary(
+    admin_client_, uploads, django_capture_on_commit_callbacks
+):
+    record = {"trajectory_id": "n", "original_prompt": "Find\u0000 it", "steps": []}
+    line = (json.dumps(record) + "\n").encode()
+    job = upload(admin_client_, "nul.jsonl", line, django_capture_on_commit_callbacks)
+    assert job.status == "done", job.error
+    assert job.summary["nul_replaced"] == 1
+    assert Trajectory.objects.get().goal == "Find\ufffd it"
