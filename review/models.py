@@ -213,12 +213,12 @@ class ReviewQueue(models.Model):
 
     def progress(self) -> dict[str, int]:
         """Slots and items of the queue, done and in all, in one query."""
-        done, open_ = Q(tasks__done_at__isnull=False), Q(tasks__done_at__isnull=True)
-        row = ReviewQueue.objects.filter(pk=self.pk).aggregate(
-            tasks=Count("tasks"),
-            tasks_done=Count("tasks", filter=done),
-            items=Count("tasks__candidate", distinct=True),
-            items_open=Count("tasks__candidate", filter=open_, distinct=True),
+        done, open_ = Q(done_at__isnull=False), Q(done_at__isnull=True)
+        row = ReviewTask.objects.filter(queue=self).aggregate(
+            tasks=Count("id"),
+            tasks_done=Count("id", filter=done),
+            items=Count("candidate", distinct=True),
+            items_open=Count("candidate", filter=open_, distinct=True),
         )
         return {**row, "items_complete": row["items"] - row["items_open"]}
 

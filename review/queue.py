@@ -171,7 +171,8 @@ def take_over_open_work(queue: ReviewQueue, candidate_ids: Sequence[int]) -> int
             .filter(queue=default, candidate_id__in=candidate_ids[start : start + CHUNK])
             .filter(ReviewTask.free_at(now), verdicts__isnull=True)
         )
-        removed += ReviewTask.objects.filter(pk__in=list(untouched.values("pk"))).delete()[0]
+        ids = list(untouched.values_list("pk", flat=True))
+        removed += ReviewTask.objects.filter(pk__in=ids).delete()[0]
     return removed
 
 

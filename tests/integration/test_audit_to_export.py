@@ -66,9 +66,7 @@ def test_undoing_an_invalid_audit_verdict_puts_the_goal_back_in_the_export(annot
     assert export_goals(run, tmp_path / "b") == {candidate.final_goal}
 
 
-def test_when_raters_disagree_the_majority_decides_what_is_exported(
-    annotator, colleague, tmp_path
-):
+def test_when_raters_disagree_the_majority_decides_what_is_exported(annotator, colleague, tmp_path):
     run = make_run(review={"raters_per_candidate": 3})
     candidate = make_candidate(run, confidence=0.3)
     populate_queue(run)
