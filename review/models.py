@@ -109,8 +109,8 @@ class ReviewQueue(models.Model):
         CURATION = "curation"
         AUDIT = "audit"
         ADJUDICATION = "adjudication"
-        CUSTOM = "custom", "custom (by filter)"
-        STUDY = "study", "study (random sample, blind)"
+        CUSTOM = "custom", "by filter"
+        STUDY = "study", "study (a random sample)"
 
     DEFAULTS = {
         Purpose.CURATION: "Curation",
@@ -193,9 +193,6 @@ class ReviewQueue(models.Model):
     @property
     def is_default(self) -> bool:
         return self.purpose in self.DEFAULTS
-
-    def is_open(self) -> bool:
-        return not (self.members.exists() or self.member_groups.exists())
 
     def current_guidelines(self) -> QueueGuidelines | None:
         return self.guideline_versions.order_by("-version").first()
@@ -695,6 +692,7 @@ class Comment(models.Model):
     objects = CommentQuerySet.as_manager()
 
     class Meta:
+        ordering = ["created_at", "id"]
         indexes = [models.Index(fields=["candidate", "created_at"])]
 
     def __str__(self) -> str:

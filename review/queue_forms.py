@@ -72,7 +72,11 @@ class QueueForm(MembersMixin):
         required=False, min_value=1, help_text="A study's sample of N candidates (the paper: 200)."
     )
 
-    field_order = ["name", "purpose", "gate", "min_confidence", "max_confidence"]
+    field_order = [
+        "name", "purpose", "gate", "min_confidence", "max_confidence", "failure_type",
+        "benchmark", "review_state", "blind", "overlap", "order", "sample_size", "members",
+        "member_groups", "guidelines",
+    ]  # fmt: skip
 
     def __init__(self, *args: Any, run: Run, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

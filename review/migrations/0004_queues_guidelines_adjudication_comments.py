@@ -48,6 +48,9 @@ class Migration(migrations.Migration):
                 ('text', models.TextField()),
                 ('created_at', models.DateTimeField(auto_now_add=True)),
             ],
+            options={
+                'ordering': ['created_at', 'id'],
+            },
         ),
         migrations.CreateModel(
             name='QueueGuidelines',
@@ -63,7 +66,7 @@ class Migration(migrations.Migration):
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
                 ('name', models.CharField(max_length=100)),
-                ('purpose', models.CharField(choices=[('curation', 'Curation'), ('audit', 'Audit'), ('adjudication', 'Adjudication'), ('custom', 'custom (by filter)'), ('study', 'study (random sample, blind)')], default='custom', max_length=20)),
+                ('purpose', models.CharField(choices=[('curation', 'Curation'), ('audit', 'Audit'), ('adjudication', 'Adjudication'), ('custom', 'by filter'), ('study', 'study (a random sample)')], default='custom', max_length=20)),
                 ('blind', models.BooleanField(default=False, help_text='Raters see the trajectory and the goal only, and answer valid / invalid.')),
                 ('overlap', models.PositiveSmallIntegerField(default=1, help_text='Raters per item.')),
                 ('order', models.CharField(choices=[('lowest_confidence_first', 'lowest confidence first'), ('highest_confidence_first', 'highest confidence first'), ('random', 'random')], default='lowest_confidence_first', max_length=30)),

@@ -123,6 +123,7 @@ def exported_set(
         "exportable": total,
         "verified": len(approved),
         "estimated": sizes["auto"],
+        "audited": samples["auto"],
         "human_approved": human,
         "adjudicated": adjudicated,
         "approvals_checked": checked,

@@ -29,7 +29,9 @@ def log_in(page: Page, username: str, next_url: str = "/review/") -> None:
     page.fill("#id_username", username)
     page.fill("#id_password", "pw-for-tests-123")
     page.keyboard.press("Enter")
-    page.wait_for_url(f"**{next_url}")
+    # The login page's own URL ends with the next one: wait until it is left behind.
+    page.wait_for_url(lambda url: "/login/" not in url and url.endswith(next_url))
+    page.wait_for_load_state()
 
 
 def goal_on_screen(page: Page) -> str:
