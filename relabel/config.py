@@ -67,6 +67,9 @@ DEFAULTS: dict[str, Any] = {
         "raters_per_candidate": 1,
         "second_rater_share": 0.0,
         "audit_share": 0.1,
+        # A share of the candidates one curation rater approved joins the audit queue, blind,
+        # for another rater: what measures the raters' own precision.
+        "reaudit_share": 0.1,
         "audit_buckets": 4,
         "order": "lowest_confidence_first",
     },
@@ -168,7 +171,7 @@ def check_review(review: Any, where: str = "config") -> None:
             "review.order",
             f"is {review['order']!r}; expected one of {', '.join(REVIEW_ORDERS)}",
         )
-    for key in ("second_rater_share", "audit_share"):
+    for key in ("second_rater_share", "audit_share", "reaudit_share"):
         _check_number(review, key, where, low=0.0, high=1.0, name=f"review.{key}")
     for key in ("raters_per_candidate", "audit_buckets"):
         _check_int(review, key, where, low=1, name=f"review.{key}")

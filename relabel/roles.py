@@ -1,4 +1,9 @@
-"""Roles are Django groups: annotator < researcher < admin. Checked in views, never in templates."""
+"""Roles are Django groups: annotator < adjudicator < researcher < admin. Checked in views, never
+in templates.
+
+An adjudicator is an annotator who also decides the items its raters disagreed on (the
+adjudication queue); researchers and admins may adjudicate too, so the role sits between them.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +16,7 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, Group
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 
-ROLES = ["annotator", "researcher", "admin"]
+ROLES = ["annotator", "adjudicator", "researcher", "admin"]
 
 
 def role_of(user: AbstractBaseUser | AnonymousUser) -> str | None:
@@ -69,4 +74,5 @@ def role_context(request: HttpRequest) -> dict[str, Any]:
         "user_role": role,
         "is_researcher": role in ("researcher", "admin"),
         "is_admin": role == "admin",
+        "can_adjudicate": role in ("adjudicator", "researcher", "admin"),
     }

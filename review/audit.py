@@ -1,5 +1,6 @@
-"""The blind audit's confidence strata, in one place: the queue draws its sample by them and the
-precision figures weight the audit's verdicts by them, so both always cut at the same edges.
+"""The blind audit's confidence strata and samples, in one place: the queue draws its sample by
+them and the precision figures weight the audit's verdicts by them, so both always cut at the same
+edges. The re-audit of human approvals is drawn here too.
 
 The auto-accepted pool runs from the run's accept threshold to 1; it is cut into
 ``review.audit_buckets`` strata of equal width (the run's configuration). A confidence on an
@@ -35,6 +36,14 @@ def draw(run: Run, candidate_id: int, purpose: str) -> float:
     """
     digest = hashlib.sha256(f"{run.pk}:{candidate_id}:{purpose}".encode()).digest()
     return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def in_reaudit_sample(run: Run, candidate_id: int) -> bool:
+    """Whether a candidate a single rater approved joins the audit queue, blind, for another
+    rater: a random ``review.reaudit_share`` of them, fixed by run and candidate. Their second
+    verdicts measure how often the raters' approvals are right (review.precision.exported)."""
+    share = float(run.review_settings()["reaudit_share"])
+    return share > 0 and draw(run, candidate_id, "reaudit") < share
 
 
 def audit_sample(run: Run) -> list[int]:

@@ -6,6 +6,12 @@ validity. The effective rating of a (candidate, rater) is their latest verdict t
 cancelled, an undo nor a skip. A candidate is valid when more of its raters say valid than
 invalid: a tie is invalid, the cautious side.
 
+Adjudication: when a candidate's raters disagree (some approve it, some reject it) it goes to an
+adjudicator, who sees every verdict and decides. The adjudicator's effective verdict (kind
+``adjudication``) is final: it sets the review state and the exported goal, and it is the
+candidate's validity in every precision figure, whatever the raters' majority says. Until it is in,
+the majority (and its tie rule) stands.
+
 The review state stored on the candidate (what is exported) and every precision figure come from
 these functions, so the exported set is the set the figures describe.
 """
@@ -19,6 +25,7 @@ from typing import Protocol
 from relabel.models import Candidate
 
 UNDO = "undo"
+ADJUDICATION = "adjudication"
 # Which decisions say the goal is valid; strict precision counts an edit as invalid.
 STRICT = {"accept": True, "valid": True, "edit": False, "reject": False, "invalid": False}
 LENIENT = {**STRICT, "edit": True}
@@ -89,13 +96,58 @@ def majority(ratings: Iterable[Rating], *, lenient: bool = False) -> bool:
     return sum(votes) * 2 > len(votes)
 
 
+def adjudication(ratings: Sequence[Rating]) -> Rating | None:
+    """The adjudicator's effective verdict on the candidate, if there is one."""
+    decided = [r for r in ratings if r.kind == ADJUDICATION]
+    return decided[-1] if decided else None
+
+
+def raters_ratings(ratings: Sequence[Rating]) -> list[Rating]:
+    """The raters' own ratings: everything but the adjudication."""
+    return [r for r in ratings if r.kind != ADJUDICATION]
+
+
+def is_valid(ratings: Sequence[Rating], *, lenient: bool = False) -> bool:
+    """The candidate's validity: the adjudication when there is one, else the raters' majority."""
+    final = adjudication(ratings)
+    if final is not None:
+        return final.valid(lenient=lenient)
+    return majority(raters_ratings(ratings), lenient=lenient)
+
+
+def disagree(ratings: Sequence[Rating]) -> bool:
+    """Some raters approve the candidate and some reject it (an edit approves, as it does for
+    the review state: two approvals with different goals are not a disagreement)."""
+    approvals = {r.decision in APPROVING for r in raters_ratings(ratings)}
+    return len(approvals) == 2
+
+
+def needs_adjudication(ratings: Sequence[Rating]) -> bool:
+    return disagree(ratings) and adjudication(ratings) is None
+
+
+def reference_validity(ratings: Sequence[Rating], rater_id: int) -> bool | None:
+    """What ``rater_id``'s rating is measured against: the adjudication (by someone else) when
+    there is one, else the majority of the other raters (a tie is invalid, as always); None when
+    nobody else rated the candidate. Lenient: the question is whether the goal is exportable."""
+    final = adjudication(ratings)
+    if final is not None and final.rater_id != rater_id:
+        return final.valid(lenient=True)
+    others = [r for r in raters_ratings(ratings) if r.rater_id != rater_id]
+    return majority(others, lenient=True) if others else None
+
+
 def review_outcome(ratings: Sequence[Rating], hindsight_goal: str) -> tuple[str, str]:
     """(review_state, final_goal) of a candidate from its effective ratings.
 
-    Approved by the majority: edited when one of the approving raters edited the goal (the
-    latest edit is the goal exported), otherwise accepted. Not approved: rejected.
+    An adjudication decides alone: accept, edit (its goal is exported) or reject. Otherwise,
+    approved by the majority: edited when one of the approving raters edited the goal (the latest
+    edit is the goal exported), otherwise accepted. Not approved: rejected.
     """
     state = Candidate.ReviewState
+    final = adjudication(ratings)
+    if final is not None:
+        ratings = [final]
     if not ratings:
         return state.UNREVIEWED, hindsight_goal
     approving = [r for r in ratings if r.decision in APPROVING]

@@ -1,10 +1,20 @@
-"""Human review: queue slots with leases, the append-only record of verdicts, and export jobs.
+"""Human review: named queues with members and guidelines, queue slots with leases, the
+append-only record of verdicts, comments, and export jobs.
+
+Queues: a run's review work lives in named queues (``ReviewQueue``): its curation, audit and
+adjudication queues, made when the run finishes, and any a researcher defines (by gate, confidence
+range, failure type, benchmark, review state) or a study (a random sample, K raters each, blind).
+A queue without members is open to every annotator who is a member of no queue; once a
+person is a member of an active queue, they rate in the queues they are a member of and only
+those (``ReviewQueue.objects.rating_ids_for``). The adjudication queues are for adjudicators and
+researchers. Only the people a queue is for can take or decide its items.
 
 The verbs live here: ``ReviewTask.objects.claim_next(user)`` leases the next slot,
 ``task.decide(rater, decision)`` records a verdict on it, ``Verdict.objects.undo_last(rater)``
 takes the rater's last one back, and every change of verdicts ends in
 ``Verdict.objects.update_review_state(candidate)``, which applies the raters' majority
-(review.majority) to the candidate.
+(review.majority) to the candidate and sends a disagreement to adjudication (and a share of single
+approvals to a blind re-audit).
 
 Leases: a rater holds a task for ``ReviewTask.LEASE``; it is taken with ``SELECT ... FOR UPDATE
 SKIP LOCKED`` on PostgreSQL and confirmed by a conditional UPDATE whose row count says who won
@@ -13,17 +23,23 @@ SKIP LOCKED`` on PostgreSQL and confirmed by a conditional UPDATE whose row coun
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import AbstractBaseUser, Group
 from django.db import connection, models, transaction
 from django.db.models import Count, Q
 from django.utils import timezone
+from django.utils.safestring import SafeString
 
+from relabel.config import REVIEW_ORDERS
 from relabel.models import BackgroundJob, Candidate, Run
+from relabel.roles import has_role, role_of
 from review import majority
+from review.audit import in_reaudit_sample
+from review.guidelines import render_markdown
 
 # Claims lost to a concurrent rater are retried this many times before giving up for now.
 CLAIM_ATTEMPTS = 5
@@ -33,6 +49,203 @@ class DecisionError(Exception):
     """A decision that cannot be recorded; the message says why, for the rater."""
 
 
+class ReviewQueueQuerySet(models.QuerySet):
+    def for_run(self, run: Run) -> ReviewQueueQuerySet:
+        return self.filter(run=run)
+
+    def active(self) -> ReviewQueueQuerySet:
+        return self.filter(active=True)
+
+    def rating(self) -> ReviewQueueQuerySet:
+        """Queues whose items raters rate (every queue but adjudication)."""
+        return self.exclude(purpose=ReviewQueue.Purpose.ADJUDICATION)
+
+    def member_of(self, user: AbstractBaseUser) -> ReviewQueueQuerySet:
+        return self.filter(Q(members=user) | Q(member_groups__in=user.groups.all()))
+
+    def open_to_all(self) -> ReviewQueueQuerySet:
+        return self.filter(members__isnull=True, member_groups__isnull=True)
+
+    def rating_ids_for(self, user: AbstractBaseUser) -> list[int]:
+        """The queues ``user`` rates in: the active ones they are a member of; a person who is a
+        member of none rates in the open ones (no members) if they are an annotator or
+        adjudicator. Researchers and admins rate only where they are members, so the people who
+        read the figures do not make the verdicts behind them unless someone chose so."""
+        rating = self.active().rating()
+        mine = sorted(set(rating.member_of(user).values_list("id", flat=True)))
+        if mine:
+            return mine
+        if role_of(user) in ReviewQueue.OPEN_TO:
+            return list(rating.open_to_all().values_list("id", flat=True))
+        return []
+
+    def adjudication_ids_for(self, user: AbstractBaseUser) -> list[int]:
+        if not has_role(user, "adjudicator"):
+            return []
+        adjudication = self.active().filter(purpose=ReviewQueue.Purpose.ADJUDICATION)
+        return list(adjudication.values_list("id", flat=True))
+
+    def ids_for(self, user: AbstractBaseUser, kind: str) -> list[int]:
+        """The queues in which ``user`` may take and decide tasks of ``kind``."""
+        if kind == ReviewTask.Kind.ADJUDICATION:
+            return self.adjudication_ids_for(user)
+        return self.rating_ids_for(user)
+
+    def default(self, run: Run, purpose: str) -> ReviewQueue:
+        """The run's curation, audit or adjudication queue, made on first use."""
+        queue, _ = self.get_or_create(
+            run=run,
+            purpose=purpose,
+            defaults=ReviewQueue.default_fields(run, purpose),
+        )
+        return queue
+
+
+class ReviewQueue(models.Model):
+    """A named queue of a run's review work: its items, who rates them, how many raters each
+    item gets (``overlap``), in which order, under which guidelines."""
+
+    class Purpose(models.TextChoices):
+        CURATION = "curation"
+        AUDIT = "audit"
+        ADJUDICATION = "adjudication"
+        CUSTOM = "custom", "by filter"
+        STUDY = "study", "study (a random sample)"
+
+    DEFAULTS = {
+        Purpose.CURATION: "Curation",
+        Purpose.AUDIT: "Audit",
+        Purpose.ADJUDICATION: "Adjudication",
+    }
+    # Who rates in a queue without members (when they are a member of no queue).
+    OPEN_TO = ("annotator", "adjudicator")
+    ORDERS = [(order, order.replace("_", " ")) for order in REVIEW_ORDERS]
+    FILTER_KEYS = (
+        "gate",
+        "min_confidence",
+        "max_confidence",
+        "failure_type",
+        "benchmark",
+        "review_state",
+    )
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="queues")
+    name = models.CharField(max_length=100)
+    purpose = models.CharField(max_length=20, choices=Purpose.choices, default=Purpose.CUSTOM)
+    blind = models.BooleanField(
+        default=False,
+        help_text="Raters see the trajectory and the goal only, and answer valid / invalid.",
+    )
+    overlap = models.PositiveSmallIntegerField(default=1, help_text="Raters per item.")
+    order = models.CharField(max_length=30, choices=ORDERS, default=REVIEW_ORDERS[0])
+    filters = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Which of the run's candidates: " + ", ".join(FILTER_KEYS),
+    )
+    sample_size = models.PositiveIntegerField(
+        null=True, blank=True, help_text="A study's random sample of N candidates."
+    )
+    members = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, blank=True, related_name="review_queues"
+    )
+    member_groups = models.ManyToManyField(Group, blank=True, related_name="review_queues")
+    active = models.BooleanField(default=True, help_text="Closed queues serve nothing.")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = ReviewQueueQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["run_id", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "name"], name="uniq_queue_name"),
+            # One curation, audit and adjudication queue per run, however many are asked for at
+            # once (get_or_create relies on it under concurrency).
+            models.UniqueConstraint(
+                fields=["run", "purpose"],
+                condition=Q(purpose__in=["curation", "audit", "adjudication"]),
+                name="uniq_default_queue",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} (run {self.run_id})"
+
+    @classmethod
+    def default_fields(cls, run: Run, purpose: str) -> dict[str, Any]:
+        cfg = run.review_settings()
+        return {
+            "name": cls.DEFAULTS[purpose],
+            "blind": purpose == cls.Purpose.AUDIT,
+            "overlap": 1 if purpose == cls.Purpose.ADJUDICATION else cfg["raters_per_candidate"],
+            "order": cfg["order"],
+        }
+
+    @property
+    def task_kind(self) -> str:
+        if self.purpose == self.Purpose.ADJUDICATION:
+            return ReviewTask.Kind.ADJUDICATION
+        return ReviewTask.Kind.AUDIT if self.blind else ReviewTask.Kind.CURATION
+
+    @property
+    def is_default(self) -> bool:
+        return self.purpose in self.DEFAULTS
+
+    def current_guidelines(self) -> QueueGuidelines | None:
+        return self.guideline_versions.order_by("-version").first()
+
+    def set_guidelines(self, text: str, by: AbstractBaseUser | None) -> QueueGuidelines | None:
+        """A new version when the text changed; returns the current version."""
+        text = text.strip()
+        with transaction.atomic():
+            ReviewQueue.objects.select_for_update().filter(pk=self.pk).first()
+            current = self.current_guidelines()
+            if (current.text if current else "") == text:
+                return current
+            version = (current.version if current else 0) + 1
+            return self.guideline_versions.create(version=version, text=text, created_by=by)
+
+    def progress(self) -> dict[str, int]:
+        """Slots and items of the queue, done and in all, in one query."""
+        done, open_ = Q(done_at__isnull=False), Q(done_at__isnull=True)
+        row = ReviewTask.objects.filter(queue=self).aggregate(
+            tasks=Count("id"),
+            tasks_done=Count("id", filter=done),
+            items=Count("candidate", distinct=True),
+            items_open=Count("candidate", filter=open_, distinct=True),
+        )
+        return {**row, "items_complete": row["items"] - row["items_open"]}
+
+
+class QueueGuidelines(models.Model):
+    """One version of a queue's guidelines (Markdown). Versions are never changed: a verdict
+    records the version it was made under."""
+
+    queue = models.ForeignKey(
+        ReviewQueue, on_delete=models.CASCADE, related_name="guideline_versions"
+    )
+    version = models.PositiveIntegerField()
+    text = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["queue", "version"], name="uniq_guidelines_version")
+        ]
+
+    def __str__(self) -> str:
+        return f"guidelines v{self.version} of queue {self.queue_id}"
+
+    def html(self) -> SafeString:
+        return render_markdown(self.text)
+
+
 class ReviewTaskQuerySet(models.QuerySet):
     def for_run(self, run: Run) -> ReviewTaskQuerySet:
         return self.filter(candidate__run=run)
@@ -40,15 +253,24 @@ class ReviewTaskQuerySet(models.QuerySet):
     def open(self) -> ReviewTaskQuerySet:
         return self.filter(done_at__isnull=True)
 
-    def open_for(self, user: AbstractBaseUser, now: datetime) -> ReviewTaskQuerySet:
-        """Tasks ``user`` may take now: not done, not leased to anyone else, and on a candidate
-        the user has not already decided (or skipped) unless that was undone."""
+    def in_queues(self, queues: Sequence[int]) -> ReviewTaskQuerySet:
+        return self.filter(queue_id__in=list(queues))
+
+    def open_for(
+        self, user: AbstractBaseUser, now: datetime, queues: Sequence[int] | None = None
+    ) -> ReviewTaskQuerySet:
+        """Tasks ``user`` may take now: in their queues (``queues``, by default the queues they
+        rate in), not done, not leased to anyone else, and on a candidate the user has not
+        already decided (or skipped) unless that was undone."""
+        if queues is None:
+            queues = ReviewQueue.objects.rating_ids_for(user)
         # NOT IN over the rater's own (few) verdicts is one hashed set PostgreSQL checks row by
         # row while walking the open tasks in priority order, stopping at the first free one;
         # NOT EXISTS would be planned as an anti-join over every open task, then a sort.
         mine = Verdict.objects.standing().filter(rater=user).values("candidate_id")
         return (
             self.open()
+            .in_queues(queues)
             .filter(ReviewTask.free_at(now))
             .exclude(candidate_id__in=mine)
             .order_by("priority", "id")
@@ -57,17 +279,26 @@ class ReviewTaskQuerySet(models.QuerySet):
     def held_by(self, user: AbstractBaseUser) -> ReviewTaskQuerySet:
         return self.open().filter(leased_to=user)
 
-    def claim_next(self, user: AbstractBaseUser, now: datetime | None = None) -> ReviewTask | None:
-        """The task ``user`` should do now, leased to them: their own unexpired lease first
-        (renewed), else the free task with the lowest priority; None when nothing is left."""
+    def claim_next(
+        self,
+        user: AbstractBaseUser,
+        now: datetime | None = None,
+        queues: Sequence[int] | None = None,
+    ) -> ReviewTask | None:
+        """The task ``user`` should do now in ``queues`` (by default every queue they rate in),
+        leased to them: their own unexpired lease there first (renewed), else the free task with
+        the lowest priority; None when nothing is left. Leases are per queue: holding a task in
+        one queue does not stop a rater taking one in another."""
         now = now or timezone.now()
-        own = self.held_by(user).filter(lease_expires__gt=now).order_by("-lease_expires", "-id")
-        if (task := own.first()) is not None:
+        if queues is None:
+            queues = ReviewQueue.objects.rating_ids_for(user)
+        own = self.held_by(user).in_queues(queues).filter(lease_expires__gt=now)
+        if (task := own.order_by("-lease_expires", "-id").first()) is not None:
             task.claim(user, now)
             return task
         for _ in range(CLAIM_ATTEMPTS):
             with transaction.atomic():
-                free = self.open_for(user, now)
+                free = self.open_for(user, now, queues)
                 if connection.features.has_select_for_update_skip_locked:
                     free = free.select_for_update(skip_locked=True)
                 task = free.first()
@@ -90,33 +321,66 @@ class ReviewTaskQuerySet(models.QuerySet):
         return self.open()[: cap + 1].count()
 
     def counts(self) -> dict[str, int]:
-        """Curation and audit tasks, and how many of each are done, in one query."""
+        """Curation, audit and adjudication tasks, and how many of each are done, in one query."""
         done = Q(done_at__isnull=False)
-        curation, audit = Q(kind=ReviewTask.Kind.CURATION), Q(kind=ReviewTask.Kind.AUDIT)
+        kinds = {kind: Q(kind=kind) for kind in ReviewTask.Kind.values}
         return self.aggregate(
-            curation=Count("id", filter=curation),
-            curation_done=Count("id", filter=curation & done),
-            audit=Count("id", filter=audit),
-            audit_done=Count("id", filter=audit & done),
+            **{kind: Count("id", filter=q) for kind, q in kinds.items()},
+            **{f"{kind}_done": Count("id", filter=q & done) for kind, q in kinds.items()},
         )
+
+    def ensure(self, candidate: Candidate, purpose: str) -> ReviewTask:
+        """One slot of ``candidate`` in its run's ``purpose`` queue (made if missing)."""
+        queue = ReviewQueue.objects.default(candidate.run, purpose)
+        task, _ = self.get_or_create(
+            queue=queue,
+            candidate=candidate,
+            slot=0,
+            defaults={"kind": queue.task_kind, "priority": candidate.confidence},
+        )
+        return task
+
+    def follow_up(self, candidate: Candidate, ratings: Sequence[majority.Rating]) -> None:
+        """What a change of verdicts asks of the queues: a disagreement goes to adjudication
+        (and leaves it when an undo settles it before anyone took it), and a share of the
+        candidates approved by a single curation rater joins the audit queue, blind, for another
+        rater (review.audit.in_reaudit_sample): what measures the raters' own precision."""
+        adjudication = ReviewQueue.Purpose.ADJUDICATION
+        if majority.needs_adjudication(ratings):
+            self.ensure(candidate, adjudication)
+        else:
+            stale = self.open().filter(candidate=candidate, kind=ReviewTask.Kind.ADJUDICATION)
+            stale.filter(leased_to__isnull=True, verdicts__isnull=True).delete()
+        raters = majority.raters_ratings(ratings)
+        single_approval = (
+            len(raters) == 1
+            and raters[0].kind == ReviewTask.Kind.CURATION
+            and raters[0].decision in majority.APPROVING
+            and majority.adjudication(ratings) is None
+        )
+        if single_approval and in_reaudit_sample(candidate.run, candidate.pk):
+            self.ensure(candidate, ReviewQueue.Purpose.AUDIT)
 
 
 class ReviewTask(models.Model):
-    """One rating slot of a candidate in the queue.
+    """One rating slot of a candidate in a queue.
 
-    A candidate rated by two people has two tasks (``slot`` 0 and 1). Audit tasks are blind: the
-    rater sees only the trajectory and the hindsight goal. A task is leased to one rater at a
-    time (``leased_to`` until ``lease_expires``) and done once a verdict is recorded.
+    A candidate rated by two people in a queue has two tasks there (``slot`` 0 and 1). Audit
+    tasks (of a blind queue) are blind: the rater sees only the trajectory and the goal.
+    Adjudication tasks are an adjudicator's decision on a disagreement. A task is leased to one
+    rater at a time (``leased_to`` until ``lease_expires``) and done once a verdict is recorded.
     """
 
     class Kind(models.TextChoices):
         CURATION = "curation"
         AUDIT = "audit"
+        ADJUDICATION = "adjudication"
 
     LEASE = timedelta(minutes=10)
 
+    queue = models.ForeignKey(ReviewQueue, on_delete=models.CASCADE, related_name="tasks")
     candidate = models.ForeignKey(Candidate, on_delete=models.CASCADE, related_name="tasks")
-    kind = models.CharField(max_length=10, choices=Kind.choices)
+    kind = models.CharField(max_length=12, choices=Kind.choices)
     slot = models.PositiveSmallIntegerField(default=0)
     priority = models.FloatField(
         default=0.0, help_text="Lower is served first (the candidate's confidence by default)."
@@ -143,7 +407,7 @@ class ReviewTask(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["candidate", "kind", "slot"], name="uniq_task_slot")
+            models.UniqueConstraint(fields=["queue", "candidate", "slot"], name="uniq_queue_slot")
         ]
         indexes = [
             models.Index(fields=["done_at", "priority", "id"]),
@@ -181,10 +445,13 @@ class ReviewTask(models.Model):
         now = timezone.now()
         with transaction.atomic():
             task = (
-                ReviewTask.objects.select_for_update().select_related("candidate").get(pk=self.pk)
+                ReviewTask.objects.select_for_update(of=("self",))
+                .select_related("candidate__run", "queue")
+                .get(pk=self.pk)
             )
             task.check_decidable_by(rater)
             verdict = Verdict.build(task, rater, decision, **details)
+            verdict.guidelines = task.queue.current_guidelines()
             verdict.save()
             if verdict.decision == Verdict.Decision.SKIP:
                 task.leased_to, task.lease_expires = None, None
@@ -198,9 +465,12 @@ class ReviewTask(models.Model):
     def check_decidable_by(self, rater: AbstractBaseUser) -> None:
         if self.done_at is not None:
             raise DecisionError("this candidate has already been decided")
-        if self.leased_to_id != rater.pk:
-            # Only the task served to you: deciding others (even free ones) would let a rater
-            # probe tasks never shown to them, and take slots meant for other people.
+        # Only the task served to you, in a queue you rate in: deciding others (even free ones)
+        # would let a rater probe tasks never shown to them, and take slots meant for other
+        # people. One neutral refusal for both, so it tells nothing about the task's queue.
+        if self.leased_to_id != rater.pk or self.queue_id not in ReviewQueue.objects.ids_for(
+            rater, self.kind
+        ):
             raise DecisionError(
                 "this candidate is not leased to you (it may have lapsed): take the next one"
             )
@@ -235,9 +505,11 @@ class VerdictQuerySet(models.QuerySet):
         ]
 
     def update_review_state(self, candidate: Candidate) -> None:
-        """Sets the candidate's review state and exported goal from its raters' majority."""
+        """Sets the candidate's review state and exported goal from its raters' majority (or
+        its adjudication), and asks the queues for what follows (``ReviewTask.follow_up``)."""
         ratings = majority.effective_ratings(self.filter(candidate=candidate).rows())
         candidate.record_review(*majority.review_outcome(ratings, candidate.hindsight_goal))
+        ReviewTask.objects.follow_up(candidate, ratings)
 
     def done_today(self, user: AbstractBaseUser, now: datetime | None = None) -> int:
         """Decisions ``user`` made today (not skips, undos, or what was undone)."""
@@ -300,6 +572,7 @@ class Verdict(models.Model):
     ALLOWED = {
         ReviewTask.Kind.CURATION: ("accept", "edit", "reject", "skip"),
         ReviewTask.Kind.AUDIT: ("valid", "invalid", "skip"),
+        ReviewTask.Kind.ADJUDICATION: ("accept", "edit", "reject", "skip"),
     }
     # Blind items offer the same accept / reject as every other item (different words would
     # give them away); on an audit task they are recorded as the audit's valid / invalid.
@@ -321,12 +594,20 @@ class Verdict(models.Model):
     rater = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="verdicts"
     )
-    kind = models.CharField(max_length=10, choices=ReviewTask.Kind.choices)
+    kind = models.CharField(max_length=12, choices=ReviewTask.Kind.choices)
     decision = models.CharField(max_length=10, choices=Decision.choices)
     edited_goal = models.TextField(blank=True)
     reason_code = models.CharField(max_length=40, blank=True)
     reason = models.TextField(blank=True)
     seconds_spent = models.FloatField(null=True, blank=True)
+    guidelines = models.ForeignKey(
+        QueueGuidelines,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="verdicts",
+        help_text="The version of the queue's guidelines the verdict was made under.",
+    )
     undoes = models.OneToOneField(
         "self", null=True, blank=True, on_delete=models.PROTECT, related_name="undone_by"
     )
@@ -390,6 +671,37 @@ class Verdict(models.Model):
             raise DecisionError(f"reason: {reason_code!r} is not one of {', '.join(codes)}")
         if decision == "reject" and reason_code == "other" and not reason:
             raise DecisionError("reason: say why when the reason is 'other'")
+
+
+class CommentQuerySet(models.QuerySet):
+    def shown_with(self, task: ReviewTask | None) -> CommentQuerySet:
+        """The comments a rater sees beside ``task``: none on a blind item (its rater has not
+        given the blind verdict yet, and people's notes would unblind it), all otherwise."""
+        if task is not None and task.kind == ReviewTask.Kind.AUDIT:
+            return self.none()
+        return self.select_related("author").order_by("created_at", "id")
+
+
+class Comment(models.Model):
+    """A note on a candidate by a rater or a researcher, for the others who look at it."""
+
+    MAX_CHARS = 5000
+
+    candidate = models.ForeignKey(Candidate, on_delete=models.CASCADE, related_name="comments")
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="review_comments"
+    )
+    text = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = CommentQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [models.Index(fields=["candidate", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"comment by {self.author_id} on candidate {self.candidate_id}"
 
 
 class ExportJob(BackgroundJob):

@@ -69,7 +69,11 @@ def make_trajectory(
 
 
 def make_run(dataset: Dataset | None = None, **config: Any) -> Run:
+    """A finished run. No blind re-audit of approvals unless a test asks for one
+    (``review={"reaudit_share": ...}``): it adds audit tasks as decisions are made, which tests of
+    other things would have to step around."""
     dataset = dataset or make_dataset()
+    config["review"] = {"reaudit_share": 0.0, **config.get("review", {})}
     cfg = default_config(**config)
     return Run.objects.create(
         dataset=dataset,

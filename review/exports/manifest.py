@@ -20,18 +20,17 @@ logger = logging.getLogger("agenther.exports")
 
 
 def precision_estimate(run: Run) -> dict[str, Any]:
-    """The precision of the exported set (stratified, with its interval), as the precision page
-    gives it. A failing estimate is recorded as such: it never costs the export itself.
+    """The precision of the exported set, the very figure ``manage.py precision --json`` and the
+    precision page give (``export_precision``: ``available``, value and interval, or the reason
+    and n when there are too few verdicts). A failing estimate is recorded as such: it never
+    costs the export itself.
     """
     try:
         figures = run_figures(run)
     except Exception as exc:  # the estimate is advisory; log it and keep the export
         logger.exception("precision estimate of run %s failed", run.pk)
-        return {"available": False, "reason": f"{type(exc).__name__}: {exc}"}
-    estimate = figures.get("export_precision") if isinstance(figures, dict) else None
-    if estimate is None:
-        return {"available": False, "reason": "no export_precision in run_figures(run)"}
-    return {"available": True, **estimate} if isinstance(estimate, dict) else {"value": estimate}
+        return {"available": False, "reason": f"{type(exc).__name__}: {exc}", "n": 0}
+    return figures["export_precision"]
 
 
 def run_record(run: Run) -> dict[str, Any]:

@@ -15,6 +15,8 @@ from review.precision.format import show
 LABEL_W, PLOT_W, ROW_H, TOP, BOTTOM = 230, 420, 22, 16, 30
 # Reliability diagram: a square plot.
 SIDE, MARGIN = 300, 44
+# Drift of a rater over time: blocks of decisions along x, a share along y.
+DRIFT_W, DRIFT_H, DRIFT_LEFT, DRIFT_TOP, DRIFT_BOTTOM = 520, 200, 44, 12, 34
 
 
 def _r(x: float) -> float:
@@ -27,6 +29,7 @@ def headline(figures: dict[str, Any]) -> list[dict[str, Any]]:
         ("Precision, strict", figures["precision_strict"]),
         ("Precision, lenient", figures["precision_lenient"]),
         ("Auto-accepted pool (audit)", figures["audit_precision"]),
+        ("Raters' approvals (checked)", figures["human_precision"]),
         ("Exportable set (stratified)", figures["export_precision"]),
     ]
     for key in ("by_benchmark", "by_failure_type"):
@@ -117,4 +120,52 @@ def reliability_chart(bins: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "ylabel_x": 12,
         "mid_x": x(0.5),
         "mid_y": y(0.5),
+    }
+
+
+def drift_chart(blocks: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """A rater's blocks of decisions in time order: for each, the share approved and the share
+    agreeing with a reference (a point and its 95% interval each), joined by a line per series."""
+    step = DRIFT_W / max(1, len(blocks))
+
+    def y(v: float) -> float:
+        return _r(DRIFT_TOP + (1 - v) * DRIFT_H)
+
+    series = []
+    for s, key in enumerate(("approved", "agreement")):
+        points = []
+        for i, block in enumerate(blocks):
+            fig = block[key]
+            if fig["value"] is None:
+                continue
+            points.append(
+                {
+                    "cx": _r(DRIFT_LEFT + (i + 0.5) * step),
+                    "cy": y(fig["value"]),
+                    "y1": y(fig["low"]),
+                    "y2": y(fig["high"]),
+                    "label": f"decisions {block['first']}-{block['last']}: {show(fig)}",
+                }
+            )
+        line = " ".join(f"{p['cx']},{p['cy']}" for p in points)
+        series.append({"series": s, "name": key, "points": points, "line": line})
+    ticks = [{"v": f"{t / 4:.2f}", "y": y(t / 4)} for t in range(5)]
+    labels = [
+        {"x": _r(DRIFT_LEFT + (i + 0.5) * step), "text": str(block["last"])}
+        for i, block in enumerate(blocks)
+        if len(blocks) <= 12 or i % (len(blocks) // 12 + 1) == 0
+    ]
+    return {
+        "width": DRIFT_LEFT + DRIFT_W + 12,
+        "height": DRIFT_TOP + DRIFT_H + DRIFT_BOTTOM,
+        "series": series,
+        "ticks": ticks,
+        "labels": labels,
+        "x0": DRIFT_LEFT,
+        "x1": DRIFT_LEFT + DRIFT_W,
+        "y0": y(0),
+        "label_y": y(0) + 16,
+        "axis_label_y": y(0) + 30,
+        "ytick_x": DRIFT_LEFT - 6,
+        "mid_x": DRIFT_LEFT + DRIFT_W / 2,
     }

@@ -19,9 +19,15 @@ from django.conf import settings
 
 from relabel.models import Candidate, Run
 from review.audit import strata_edges, stratum
-from review.majority import majority
 from review.precision import stats
+from review.precision.exported import (
+    adjudication_figures,
+    exported_set,
+    human_precision,
+    label_noise,
+)
 from review.precision.ratings import Rated, load_ratings
+from review.precision.study import study_figures
 
 DEFAULT_TARGET = 0.97
 DEFAULT_BINS = 10
@@ -95,13 +101,13 @@ def strata_table(strata: Sequence[stats.Stratum], edges: Sequence[float]) -> lis
 
 def audit_and_export(run: Run, rated: Sequence[Rated], min_n: int) -> dict[str, Any]:
     """The auto-accepted pool's precision from its blind audit sample, and the precision of the
-    exportable set: human-approved candidates (verified) plus the auto-accepted ones nobody rated
-    (estimated from the audit sample, stratum by stratum)."""
+    exported set (review.precision.exported): the unrated auto-accepted estimated from the audit
+    stratum by stratum, the human-approved from the checked approvals, the adjudicated apart."""
     edges = strata_edges(run)
     by_id = {c.id: c for c in rated}
     pool = list(Candidate.objects.for_run(run).auto_accepted().values_list("id", "confidence"))
     audited = [
-        (c.confidence, majority(c.audit_ratings))
+        (c.confidence, c.audit_valid())
         for c in rated
         if c.gate == Candidate.Gate.AUTO_ACCEPTED and c.audit_ratings
     ]
@@ -114,76 +120,36 @@ def audit_and_export(run: Run, rated: Sequence[Rated], min_n: int) -> dict[str, 
         "method": "post-stratified by confidence, Wilson at the effective sample size",
         "strata": strata_table(pool_est, edges),
     }
-    unrated = [conf for cid, conf in pool if cid not in by_id]
-    export_fig = exported_set(rated, unrated, audited, edges, min_n)
+    unrated = pool_strata([conf for cid, conf in pool if cid not in by_id], audited, edges)
+    export_fig = {**exported_set(rated, unrated, min_n), "strata": strata_table(unrated, edges)}
     return {
         "audit_precision": audit_fig,
         "export_precision": export_fig,
         "label_noise": label_noise(export_fig),
-    }
-
-
-def exported_set(
-    rated: Sequence[Rated],
-    unrated: list[float],
-    audited: list[tuple[float, bool]],
-    edges: list[float],
-    min_n: int,
-) -> dict[str, Any]:
-    """The exportable set's precision: the verified candidates plus the unrated auto-accepted
-    ones, estimated stratum by stratum from the audit."""
-    rest_est = pool_strata(unrated, audited, edges)
-    verified = sum(c.valid(lenient=True) for c in rated)
-    # What the figure rests on: the verified candidates and the audited ones (some are both).
-    behind = {c.id for c in rated if c.valid(lenient=True) or c.audit_ratings}
-    figure = {
-        **stats.with_verified(verified, len(unrated), stats.stratified_proportion(rest_est)),
-        "n": len(behind),
-        "audited": len(audited),
-        "enough": len(behind) >= min_n and (not unrated or len(audited) >= min_n),
-        "exportable": verified + len(unrated),
-        "verified": verified,
-        "estimated": len(unrated),
-        "method": "human-approved count as valid; unrated auto-accepted estimated from the audit",
-        "strata": strata_table(rest_est, edges),
-    }
-    if unrated and len(audited) < min_n:
-        # The shortfall is in the audit sample, whatever the number of verified candidates.
-        figure["note"] = f"not enough audit verdicts: n={len(audited)}"
-    return figure
-
-
-def label_noise(exported: dict[str, Any]) -> dict[str, Any]:
-    """One minus the exported set's precision, its interval mirrored."""
-    return {
-        "value": None if exported["value"] is None else 1 - exported["value"],
-        "low": None if exported["high"] is None else 1 - exported["high"],
-        "high": None if exported["low"] is None else 1 - exported["low"],
-        "n": exported["n"],
-        "enough": exported["enough"],
-        **({"note": exported["note"]} if "note" in exported else {}),
+        "human_precision": human_precision(rated, min_n),
+        "adjudication": adjudication_figures(rated, min_n),
     }
 
 
 def agreement(rated: Sequence[Rated], min_n: int) -> dict[str, Any]:
     """Cohen's kappa when every multiply-rated candidate has two raters (first and second verdict
     in time as rater A and B), Fleiss' kappa when some have more; on strict validity."""
-    multi = [c for c in rated if len(c.ratings) >= 2]
+    multi = [c.rater_ratings for c in rated if len(c.rater_ratings) >= 2]
     base = {"n": len(multi), "enough": len(multi) >= min_n, "categories": ["valid", "invalid"]}
     if not multi:
         return {**base, "method": None, "value": None, "low": None, "high": None}
-    if all(len(c.ratings) == 2 for c in multi):
-        pairs = [(c.ratings[0].valid(), c.ratings[1].valid()) for c in multi]
+    if all(len(ratings) == 2 for ratings in multi):
+        pairs = [(ratings[0].valid(), ratings[1].valid()) for ratings in multi]
         kappa = stats.cohen_kappa(pairs)
         return {**base, **kappa.as_dict(), "method": "cohen", "interval": "Cohen 1960 SE"}
-    table = stats.counts_table([[r.valid() for r in c.ratings] for c in multi], [True, False])
+    table = stats.counts_table([[r.valid() for r in ratings] for ratings in multi], [True, False])
     kappa = stats.fleiss_kappa(table)
     return {
         **base,
         **kappa.as_dict(),
         "method": "fleiss",
         "interval": f"bootstrap over items, {stats.BOOTSTRAP_RESAMPLES} resamples, fixed seed",
-        "raters_per_item": dict(sorted(Counter(len(c.ratings) for c in multi).items())),
+        "raters_per_item": dict(sorted(Counter(len(ratings) for ratings in multi).items())),
     }
 
 
@@ -294,4 +260,5 @@ def run_figures(
         "threshold": recommendation,
         "recommended_threshold": recommendation["value"],
         "judges": judge_agreement(rated, min_n),
+        "studies": study_figures(run, min_n),
     }

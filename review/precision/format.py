@@ -11,8 +11,11 @@ def pct(value: float | None) -> str:
 
 
 def show(fig: dict[str, Any]) -> str:
-    """ "97.7% [93.4%, 99.2%] n=130", or "not enough verdicts: n=3"."""
+    """ "97.7% [93.4%, 99.2%] n=130", or "not enough verdicts: n=3", or, for a figure that says
+    it is not available, its reason (which ends in its n)."""
     n = fig.get("n") or 0
+    if fig.get("available") is False:
+        return fig.get("reason") or f"not available: n={_count(n)}"
     if fig.get("value") is None or not fig.get("enough", True):
         return fig.get("note") or f"not enough verdicts: n={_count(n)}"
     return f"{pct(fig['value'])} [{pct(fig['low'])}, {pct(fig['high'])}] n={_count(n)}"
@@ -50,6 +53,23 @@ def show_threshold(t: dict[str, Any]) -> str:
     )
 
 
+def study_lines(study: dict[str, Any]) -> list[str]:
+    return [
+        "",
+        f"study {study['name']!r}: {study['sample']} sampled, {study['raters_per_item']} "
+        f"raters each, {study['complete']} complete",
+        f"  precision  {study['precision_text']}",
+        f"  Fleiss' kappa  {study['kappa_text']}",
+    ]
+
+
+def adjudication_line(a: dict[str, Any]) -> str:
+    return (
+        f"{a['n']} candidates ({a['approved']} approved, {a['rejected']} rejected, "
+        f"{a['overturned']} against the raters' majority); {a['pending']} waiting"
+    )
+
+
 def _count(n: float) -> str:
     return str(int(n)) if float(n).is_integer() else f"{n:.1f}"
 
@@ -70,8 +90,10 @@ def report_lines(f: dict[str, Any]) -> list[str]:
         f"precision, strict   {show(f['precision_strict'])}",
         f"precision, lenient  {show(f['precision_lenient'])}",
         f"auto-accepted pool (blind audit)  {show(f['audit_precision'])}",
+        f"raters' approvals (checked)       {show(f['human_precision'])}",
         f"exportable set (stratified)       {show(f['export_precision'])}",
         f"label noise                       {show(f['label_noise'])}",
+        f"adjudicated  {adjudication_line(f['adjudication'])}",
         f"agreement ({f['kappa']['method'] or 'none'} kappa)  {show_kappa(f['kappa'])}",
         f"calibration ECE  {show_ece(f['calibration'])}",
         f"recommended accept threshold for {pct(f['target'])}: {show_threshold(f['threshold'])}",
@@ -88,6 +110,8 @@ def report_lines(f: dict[str, Any]) -> list[str]:
         for b in f["by_bucket"]
         if b["strict"]["n"]
     ]
+    for study in f["studies"]:
+        lines += study_lines(study)
     if f["judges"]:
         lines += ["", "judges against the humans (agreement | kappa)"]
         lines += [

@@ -1,4 +1,5 @@
-"""A run's rated candidates: each with its raters' effective ratings (review.majority)."""
+"""A run's rated candidates: each with its raters' effective ratings and its adjudication
+(review.majority)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from relabel.models import Candidate, Run
-from review.majority import Rating, cancelled_ids, effective_ratings, majority
+from review import majority
+from review.majority import Rating, cancelled_ids, effective_ratings
 from review.models import Verdict
 
 
@@ -24,11 +26,27 @@ class Rated:
     ratings: list[Rating] = field(default_factory=list)
 
     def valid(self, *, lenient: bool = False) -> bool:
-        return majority(self.ratings, lenient=lenient)
+        """The candidate's validity by the one rule: its adjudication, else its raters' majority."""
+        return majority.is_valid(self.ratings, lenient=lenient)
+
+    @property
+    def rater_ratings(self) -> list[Rating]:
+        """The raters' ratings, without the adjudication (what agreement is measured on)."""
+        return majority.raters_ratings(self.ratings)
+
+    @property
+    def adjudication(self) -> Rating | None:
+        return majority.adjudication(self.ratings)
 
     @property
     def audit_ratings(self) -> list[Rating]:
         return [r for r in self.ratings if r.kind == "audit"]
+
+    def audit_valid(self) -> bool:
+        """What the blind audit found: its raters' majority, or the adjudication of their
+        disagreement."""
+        final = [self.adjudication] if self.adjudication else []
+        return majority.is_valid(self.audit_ratings + final)
 
 
 def load_ratings(run: Run) -> tuple[list[Rated], dict[str, Any]]:

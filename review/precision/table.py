@@ -22,8 +22,13 @@ def figure_rows(figures: dict[str, Any]) -> list[list[Any]]:
     for b in figures["by_bucket"]:
         group = f"{b['low']:.2f}-{b['high']:.2f}"
         rows += [_row(f"by_bucket_{w}", group, b[w]) for w in ("strict", "lenient")]
-    for key in ("audit_precision", "export_precision", "label_noise"):
+    for key in ("audit_precision", "human_precision", "export_precision", "label_noise"):
         rows.append(_row(key, "all", figures[key]))
+    adjudicated = figures["adjudication"]["precision_strict"]
+    rows.append(_row("adjudicated_strict", "all", adjudicated))
+    for study in figures["studies"]:
+        rows.append(_row("study_precision", study["name"], study["precision"]))
+        rows.append(_row("study_fleiss_kappa", study["name"], study["kappa"]))
     rows.append(_row(f"kappa_{figures['kappa']['method'] or 'none'}", "all", figures["kappa"]))
     rows.append(_row("ece", "all", {**figures["calibration"], "value": figures["ece"]}))
     rows.append(_row("recommended_threshold", "all", figures["threshold"]))

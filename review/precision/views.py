@@ -13,6 +13,7 @@ from relabel.roles import require_role
 from review.precision import charts, stats
 from review.precision.figures import DEFAULT_TARGET, run_figures
 from review.precision.format import (
+    adjudication_line,
     pct,
     show,
     show_ece,
@@ -54,6 +55,8 @@ def page_context(figures: dict[str, Any]) -> dict[str, Any]:
         "ece_text": show_ece(figures["calibration"]),
         "threshold_text": show_threshold(figures["threshold"]),
         "noise_text": show(figures["label_noise"]),
+        "adjudication_text": adjudication_line(figures["adjudication"]),
+        "adjudicated_text": show(figures["adjudication"]["precision_strict"]),
         "target_pct": pct(figures["target"]),
         "strata": [
             {**pool, "unrated": rest["size"]}

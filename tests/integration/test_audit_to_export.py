@@ -12,6 +12,7 @@ from relabel.models import Candidate
 from review.models import ReviewTask
 from review.precision.figures import run_figures
 from review.queue import populate_queue
+from tests.conftest import make_user
 from tests.factories import make_candidate, make_run
 from tests.review.helpers import record_decision, undo_last
 
@@ -65,9 +66,7 @@ def test_undoing_an_invalid_audit_verdict_puts_the_goal_back_in_the_export(annot
     assert export_goals(run, tmp_path / "b") == {candidate.final_goal}
 
 
-def test_when_raters_disagree_the_majority_decides_what_is_exported(
-    annotator, colleague, researcher, tmp_path
-):
+def test_when_raters_disagree_the_majority_decides_what_is_exported(annotator, colleague, tmp_path):
     run = make_run(review={"raters_per_candidate": 3})
     candidate = make_candidate(run, confidence=0.3)
     populate_queue(run)
@@ -78,9 +77,8 @@ def test_when_raters_disagree_the_majority_decides_what_is_exported(
     assert export_goals(run, tmp_path / "a") == set()
     assert run_figures(run)["export_precision"]["exportable"] == 0
 
-    record_decision(
-        ReviewTask.objects.claim_next(researcher).pk, researcher, "edit", edited_goal="Report X"
-    )
+    carol = make_user("carol", "annotator")
+    record_decision(ReviewTask.objects.claim_next(carol).pk, carol, "edit", edited_goal="Report X")
     candidate.refresh_from_db()
     assert (candidate.review_state, candidate.final_goal) == ("edited", "Report X")
     assert export_goals(run, tmp_path / "b") == {"Report X"}

@@ -174,17 +174,77 @@ def test_the_audit_estimates_the_auto_accepted_pool_stratum_by_stratum(raters):
     assert [s["size"] for s in audit["strata"]] == [40, 0, 0, 60]
 
 
-def test_the_exportable_set_mixes_verified_items_with_the_estimated_rest(raters):
-    f = run_figures(build_audited_run(raters))
+def second_opinions(run, rater, disagree_on: int) -> None:
+    """A second rater on every curated candidate of ``build_audited_run``: they reject
+    ``disagree_on`` of the ones the first rater approved, and agree on everything else."""
+    curated = Verdict.objects.filter(candidate__run=run, kind="curation").order_by("id")
+    approvals = 0
+    for verdict in curated:
+        approving = verdict.decision in ("accept", "edit")
+        approvals += approving
+        rate(verdict.candidate, rater, "reject" if not approving or approvals <= disagree_on
+             else "accept")  # fmt: skip
+
+
+def test_human_approval_is_not_assumed_right(raters):
+    export = run_figures(build_audited_run(raters))["export_precision"]
+    assert export["available"] is False and export["value"] is None
+    assert export["reason"].startswith("the raters' accuracy is unmeasured")
+    assert export["text"] == export["reason"] and export["reason"].endswith("n=0")
+    assert run_figures(build_audited_run(raters))["label_noise"]["available"] is False
+
+
+def test_the_exportable_set_mixes_its_strata_each_from_its_own_evidence(raters):
+    run = build_audited_run(raters)
+    second_opinions(run, User.objects.create(username="second"), disagree_on=2)
+    f = run_figures(run)
     export = f["export_precision"]
-    # Verified: 18 audited valid + 15 accepted/edited = 33. Estimated: the 80 unrated
-    # auto-accepted, 30 at 0.8 and 50 at 1.0 -> 74/80. Exportable: 113.
-    assert (export["verified"], export["estimated"], export["exportable"]) == (33, 80, 113)
-    assert export["value"] == pytest.approx((33 + 74) / 113)
-    assert export["low"] < export["value"] < export["high"] <= 1
+    # Exported: 80 unrated auto-accepted (30 at 0.8 and 50 at 1.0 by the audit), 18 audited
+    # valid and 13 approved by both curators (the 2 disagreements are ties: rejected until
+    # adjudicated). Checked approvals: the first curator's 15 (13 confirmed), the second's 13.
+    assert (export["estimated"], export["human_approved"], export["exportable"]) == (80, 31, 111)
+    assert (export["approvals_confirmed"], export["approvals_checked"]) == (26, 28)
+    assert export["available"] is True
+    assert export["value"] == pytest.approx((30 * 0.8 + 50 * 1.0 + 31 * 26 / 28) / 111)
+    assert export["low"] < export["value"] < export["high"] < 1
+    assert [p["size"] for p in export["parts"]] == [80, 31, 0]
     noise = f["label_noise"]
     assert noise["value"] == pytest.approx(1 - export["value"])
     assert noise["low"] == pytest.approx(1 - export["high"])
+    assert f["human_precision"]["value"] == pytest.approx(26 / 28)
+    assert f["adjudication"]["pending"] == 2
+
+
+def test_an_all_valid_sample_never_gives_a_zero_width_interval(raters):
+    run = make_run()
+    first, second = raters[0], raters[1]
+    for _ in range(30):
+        c = make_candidate(run, confidence=0.3)
+        rate(c, first, "accept")
+        rate(c, second, "accept")
+    export = run_figures(run)["export_precision"]
+    assert export["value"] == 1.0 and export["high"] == 1.0
+    assert 0.9 < export["low"] < 1.0
+
+
+def test_adjudicated_items_are_their_own_stratum_and_the_adjudication_decides(raters):
+    run = make_run()
+    for i in range(12):
+        c = make_candidate(run, confidence=0.3)
+        rate(c, raters[0], "accept")
+        rate(c, raters[1], "reject" if i < 4 else "accept")
+        if i < 4:  # the disagreements, adjudicated: three approved, one rejected
+            rate(c, raters[2], "accept" if i < 3 else "reject", kind="adjudication")
+    f = run_figures(run)
+    export = f["export_precision"]
+    assert (export["human_approved"], export["adjudicated"]) == (8, 3)
+    assert f["adjudication"] | {"precision_strict": None} == {
+        "n": 4, "approved": 3, "rejected": 1, "overturned": 3, "pending": 0,
+        "precision_strict": None,
+    }  # fmt: skip
+    # The first rater's 12 approvals: 11 confirmed (8 by the second rater, 3 by adjudication).
+    assert (export["approvals_confirmed"], export["approvals_checked"]) == (19, 20)
+    assert f["precision_strict"]["k"] == 11  # the adjudication, not the tie, decides validity
 
 
 def test_curation_verdicts_on_auto_accepted_items_are_not_an_audit(raters):
@@ -284,3 +344,4 @@ def test_an_export_estimate_short_of_audit_verdicts_says_the_audit_is_what_is_mi
     export = run_figures(run)["export_precision"]
     assert export["enough"] is False and export["verified"] == 16
     assert show(export) == "not enough audit verdicts: n=4"
+    assert export["available"] is False and export["text"] == "not enough audit verdicts: n=4"

@@ -8,6 +8,7 @@ import random
 import pytest
 
 from review.precision import stats
+from review.precision.stats import Part, stratified_jeffreys
 
 Z = 1.959963984540054
 
@@ -219,3 +220,37 @@ def test_the_difference_of_two_runs_has_newcombes_published_interval(a, b, expec
     diff, low, high = stats.difference((wa.value, wa.low, wa.high), (wb.value, wb.low, wb.high))
     assert diff == pytest.approx(a[0] / a[1] - b[0] / b[1])
     assert (round(low, 4), round(high, 4)) == expected
+
+
+# -- the exported set's stratified estimate ------------------------------------------------------
+
+
+def test_one_all_valid_stratum_gives_the_jeffreys_interval_never_a_point():
+    value, low, high = stratified_jeffreys([Part(weight=1.0, k=12, n=12)])
+    # The exact Jeffreys bound, Beta(12.5, 0.5)'s 2.5th percentile, is 0.8147.
+    assert value == high == 1.0 and low == pytest.approx(0.8147, abs=0.006)
+
+
+def test_a_small_stratum_widens_the_interval_in_proportion_to_its_weight():
+    big = stratified_jeffreys([Part(1.0, 200, 200)])
+    mixed = stratified_jeffreys([Part(0.5, 200, 200), Part(0.5, 5, 5)])
+    slight = stratified_jeffreys([Part(0.95, 200, 200), Part(0.05, 5, 5)])
+    assert mixed[1] < slight[1] < big[1] < 1.0
+    assert mixed[0] == slight[0] == big[0] == 1.0
+
+
+def test_the_exported_set_estimate_weights_each_stratum_by_its_size():
+    value, low, high = stratified_jeffreys([Part(3.0, 8, 10), Part(1.0, 40, 40)])
+    assert value == pytest.approx(0.75 * 0.8 + 0.25 * 1.0)
+    assert low < value < high < 1.0
+
+
+def test_a_stratum_with_members_and_no_sample_cannot_be_estimated():
+    assert stratified_jeffreys([Part(0.5, 10, 10), Part(0.5, 0, 0)]) is None
+    assert stratified_jeffreys([Part(1.0, 10, 10), Part(0.0, 0, 0)]) is not None
+    assert stratified_jeffreys([]) is None
+
+
+def test_the_monte_carlo_bounds_are_the_same_every_time():
+    parts = [Part(0.6, 17, 20), Part(0.4, 30, 31)]
+    assert stratified_jeffreys(parts) == stratified_jeffreys(parts)

@@ -6,6 +6,7 @@ import pytest
 
 from relabel.models import Run
 from tests.factories import make_run
+from tests.review.test_browser import page  # noqa: F401 - the chromium page, for every browser test
 
 
 @pytest.fixture

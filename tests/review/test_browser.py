@@ -179,7 +179,10 @@ def test_the_bundled_sample_is_reviewed_to_the_end_by_keyboard(page):
         expect(page.locator(".queue-progress")).to_contain_text(f"{n} done today")
     expect(page.get_by_text("Nothing left for you")).to_be_visible()
     assert page.problems == []
-    assert not ReviewTask.objects.filter(done_at__isnull=True).exists()
+    # What is left open is at most the blind re-audit of some of alice's approvals, for others.
+    left = ReviewTask.objects.filter(done_at__isnull=True)
+    assert set(left.values_list("kind", flat=True)) <= {"audit"}
+    assert not left.exclude(candidate__verdicts__rater__username="alice").exists()
     assert Verdict.objects.count() == tasks
     kinds = set(Verdict.objects.values_list("kind", "decision"))
     assert {kind for kind, _ in kinds} == {"audit", "curation"}

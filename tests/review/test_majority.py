@@ -90,3 +90,48 @@ def test_decisions_and_precision_give_the_same_state(name):
         approved = candidate.review_state in ("accepted", "edited")
         assert rated[candidate.id].valid(lenient=True) == approved
         assert candidate.is_approved == approved  # the export's rule says the same
+
+
+# Adjudication: the adjudicator's effective verdict is final, whatever the raters' majority.
+ADJUDICATED = {
+    "a tie adjudicated valid": ([("a", "accept"), ("b", "reject")], "accept", "accepted", GOAL),
+    "a tie adjudicated invalid": ([("a", "accept"), ("b", "reject")], "reject", "rejected", GOAL),
+    "a majority overturned": (
+        [("a", "accept"), ("b", "accept"), ("c", "reject")],
+        "reject",
+        "rejected",
+        GOAL,
+    ),
+    "the adjudicator's edit is exported": (
+        [("a", "edit", "Report X"), ("b", "reject")],
+        "edit",
+        "edited",
+        "Report Y",
+    ),
+    "an audit split adjudicated": ([("a", "valid"), ("b", "invalid")], "accept", "accepted", GOAL),
+}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("name", ADJUDICATED)
+def test_an_adjudication_is_final_for_the_state_the_figures_and_the_export(name):
+    steps, adjudication, state, final_goal = ADJUDICATED[name]
+    run = make_run()
+    candidate = make_candidate(run, confidence=0.3, goal=GOAL)
+    record(candidate, steps)
+    Verdict.objects.update_review_state(candidate)
+    assert candidate.tasks.filter(kind="adjudication").exists()  # the raters disagree
+    Verdict.objects.create(
+        candidate=candidate,
+        rater=make_user("judge-j", "adjudicator"),
+        kind="adjudication",
+        decision=adjudication,
+        edited_goal="Report Y" if adjudication == "edit" else "",
+    )
+    Verdict.objects.update_review_state(candidate)
+    candidate.refresh_from_db()
+    rated = {c.id: c for c in load_ratings(run)[0]}
+
+    assert (candidate.review_state, candidate.final_goal) == (state, final_goal)
+    approved = state in ("accepted", "edited")
+    assert rated[candidate.id].valid(lenient=True) == approved == candidate.is_approved

@@ -13,7 +13,10 @@ from relabel.roles import ROLES, grant_role
 
 
 class Command(BaseCommand):
-    help = "Creates a user (or updates an existing one) with a role: annotator, researcher, admin."
+    help = (
+        "Creates a user (or updates an existing one) with a role: annotator, adjudicator, "
+        "researcher, admin."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("username")
