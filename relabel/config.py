@@ -18,9 +18,12 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-PROMPT_VERSION = "v1"
-STAGES = ("detect", "extract", "relabel")
+PROMPT_VERSION = "v2"  # v2: judges name contradicting turns; stage 3b rewrites
+# "consistency" is the model that rewrites turns referring to the original goal (stage 3b).
+STAGES = ("detect", "extract", "relabel", "consistency")
 BACKENDS = ("rules", "openai")
+# What stage 3b does with turns that refer to the original goal (relabel.pipeline.consistency).
+CONSISTENCY_POLICIES = ("rewrite", "strip", "flag", "off")
 JSON_MODES = ("json_schema", "json_object")
 
 DEFAULTS: dict[str, Any] = {
@@ -33,6 +36,9 @@ DEFAULTS: dict[str, Any] = {
     "temperatures": [0.2, 0.5, 0.8],
     # How the gate's confidence is computed from the generator's and the judges' confidences.
     "aggregation": "min",
+    # Turns that still refer to the original goal: rewrite them (the agent's free text only),
+    # strip such thoughts, flag the candidate for review, or off (no check).
+    "consistency": "rewrite",
     # Stage -> {"model", "base_url", "api_key_env", "concurrency", "json_mode"};
     # an empty base_url means settings.OPENAI_BASE_URL.
     "stages": {},
@@ -120,6 +126,7 @@ def validate_config(table: dict[str, Any], *, where: str = "config") -> dict[str
     config = default_config(**table)
     _check_choice(config, "backend", BACKENDS, where)
     _check_choice(config, "aggregation", AGGREGATIONS, where)
+    _check_choice(config, "consistency", CONSISTENCY_POLICIES, where)
     for key in ("accept_threshold", "reject_threshold", "severity_delta"):
         _check_number(config, key, where, low=0.0, high=1.0)
     if config["reject_threshold"] > config["accept_threshold"]:

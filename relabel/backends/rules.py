@@ -629,3 +629,10 @@ class RulesBackend:
             reason = "the goal pastes raw markup or JSON instead of asking for something"
             return {"accept": False, "confidence": 0.1, "reason": reason}
         return {"accept": True, "confidence": 0.9, "reason": f"a specific {words}-word task"}
+
+    # -- stage 3b ------------------------------------------------------------------------------
+
+    def rewrite(self, ctx: ItemContext, goal: str, turns: list[dict[str, Any]]) -> dict[str, Any]:
+        """No model to reword turns: the pipeline's sentence filter (relabel.pipeline.consistency)
+        drops every sentence that still refers to the original goal."""
+        return {"turns": []}
