@@ -564,7 +564,7 @@ class Consistency:
     findings: list[dict[str, Any]] = field(default_factory=list)
     unresolved: list[dict[str, Any]] = field(default_factory=list)
     rewrites: dict[str, str] = field(default_factory=dict)
-    method: str = "sentence filter"
+    method: str = ""  # who rewrote: the backend's name ("rules": the sentence filter alone)
     refused: str = ""
 
     @property
