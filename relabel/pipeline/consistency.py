@@ -30,6 +30,7 @@ With the openai backend the judges also name turns that contradict the new goal.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -43,6 +44,7 @@ from relabel.tokens import estimate_tokens
 __all__ = ["CONSISTENCY_POLICIES", "check_consistency", "find", "message_turns", "steps_turns"]
 
 THOUGHT, FINAL, USER, OBSERVATION = "thought", "final_answer", "user", "observation"
+ACTION = "action"  # a step's tool call and arguments: context, like an observation
 FINAL_KEY = "final_answer"
 RESTATES = re.compile(
     r"\b(?:the\s+)?(?:user|customer|client)(?:'s|’s)?\s+(?:also\s+|now\s+|just\s+)?"
@@ -107,6 +109,11 @@ def steps_turns(steps: Iterable[Any], final_answer: str) -> list[Turn]:
     """The turns of a trajectory's steps (Step or the exports' StepRow) and its final answer."""
     turns = []
     for step in steps:
+        if step.action:
+            # What the agent typed explains the thought beside it ("search for CMU" while
+            # typing it): what is recorded cannot change, so its words are grounded.
+            arguments = json.dumps(step.action_input, ensure_ascii=False)
+            turns.append(Turn(f"{ACTION}:{step.index}", step.index, ACTION, arguments))
         thought = step.thought or ""
         turns.append(Turn(str(step.index), step.index, THOUGHT, thought, bool(step.action)))
         if step.observation:
@@ -123,6 +130,9 @@ def message_turns(messages: Sequence[dict[str, Any]]) -> list[Turn]:
     for i, message in enumerate(messages):
         role, text = message["role"], message.get("content") or ""
         if role == "assistant":
+            for call in message.get("tool_calls") or []:
+                arguments = str(call["function"].get("arguments") or "")
+                turns.append(Turn(f"{ACTION}:{i}", i, ACTION, arguments))
             turns.append(Turn(str(i), i, THOUGHT, text, bool(message.get("tool_calls"))))
         elif role == "user" and seen_user:
             turns.append(Turn(f"user:{i}", i, USER, text))
@@ -368,7 +378,7 @@ def find(reference: Reference, turns: Sequence[Turn]) -> list[Finding]:
     said: set[Entity] = set()  # ... and that the agent itself said
     user_said = " ".join(t.text for t in turns if t.kind == USER).lower()
     for turn in turns:
-        if turn.kind == OBSERVATION:
+        if turn.kind in (OBSERVATION, ACTION):
             seen |= _grounds(turn.text, reference)
             continue
         if not turn.text.strip():
@@ -400,7 +410,7 @@ def judge_findings(verdicts: Sequence[dict[str, Any]], turns: Sequence[Turn]) ->
 def _place(item: dict[str, Any], turns: Sequence[Turn], source: str) -> Finding | None:
     step, quote = item.get("step"), str(item.get("quote") or "").strip()
     reason = f"contradicts the new goal: {str(item.get('reason') or '').strip()}"[:500]
-    candidates = [t for t in turns if t.step == step and t.kind != OBSERVATION and t.text]
+    candidates = [t for t in turns if t.step == step and t.kind in (THOUGHT, USER) and t.text]
     for turn in candidates:
         at = turn.text.find(quote) if quote else -1
         if at >= 0:
