@@ -201,3 +201,18 @@ def test_the_export_page_offers_consistent_only(admin_client_, run, tmp_path, se
     from review.models import ExportJob
 
     assert ExportJob.objects.get().filters["consistent_only"] is True
+
+
+def test_a_run_started_from_the_home_page_takes_its_consistency_policy(
+    admin_client_, run, django_capture_on_commit_callbacks
+):
+    make_trajectory(run.dataset)
+    data = {
+        "dataset": run.dataset.pk, "backend": "rules", "accept_threshold": 0.5,
+        "reject_threshold": 0.2, "raters_per_candidate": 1, "second_rater_share": 0,
+        "audit_share": 0.1, "extra": "", "consistency": "flag",
+    }  # fmt: skip
+    assert 'name="consistency"' in admin_client_.get("/").content.decode()
+    with django_capture_on_commit_callbacks(execute=True):
+        admin_client_.post(reverse("run_start"), data)
+    assert Run.objects.exclude(pk=run.pk).get().config["consistency"] == "flag"
