@@ -403,8 +403,9 @@ def consistency_counts(run: Run, options: ExportOptions) -> dict[str, int] | Non
     if options.format == "verdicts":
         return None
     counts = {"rewritten": 0, "flagged": 0, "excluded": 0}
-    candidates = exported_candidates(run, options).defer("rationale", "judges")
-    for candidate in iter_candidates(candidates, with_steps=False):
+    # Only what the rule reads (and a person's edits): a pass over the run, not a second export.
+    candidates = exported_candidates(run, options).only("consistency", "rewrites", "review_state")
+    for candidate in _in_chunks(candidates, _attach_verdicts):
         state = row_consistency(candidate)
         counts["rewritten"] += bool(state.rewrites)
         if state.flagged and options.consistent_only:
