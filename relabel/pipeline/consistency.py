@@ -610,7 +610,8 @@ def check_consistency(
     """The check and the run's policy on one candidate whose hindsight goal is ``goal``.
     ``worth_a_call``: False for a candidate the gate rejects anyway (no model rewrite is paid
     for it; the sentence filter still runs)."""
-    policy = ctx.config.get("consistency", "rewrite")
+    # A run frozen before the check existed was configured without it: resumed, it stays so.
+    policy = ctx.config.get("consistency", "off")
     if policy == "off":
         return Consistency(policy)
     reference = Reference.of(ctx.trajectory.goal, goal)

@@ -10,9 +10,12 @@ from typing import Any
 
 import pytest
 
-from relabel.config import ConfigError, load_config
+from relabel.backends import ItemContext
+from relabel.backends.rules import RulesBackend
+from relabel.config import ConfigError, default_config, load_config
+from relabel.llm.client import CallLog
 from relabel.models import Candidate, Step
-from relabel.pipeline.consistency import Reference, Turn, find
+from relabel.pipeline.consistency import Reference, Turn, check_consistency, find
 from tests.factories import make_dataset, make_trajectory
 
 pytestmark = pytest.mark.django_db
@@ -196,3 +199,12 @@ def test_an_unknown_consistency_policy_is_refused_naming_the_key(tmp_path):
     with pytest.raises(ConfigError, match="consistency is 'sometimes'; expected one of rewrite"):
         load_config(config)
     assert load_config()["consistency"] == "rewrite"
+
+
+def test_a_run_frozen_before_the_check_existed_is_not_checked_when_resumed():
+    trajectory = make_trajectory(goal=GOAL, steps=STEPS)
+    config = default_config()
+    del config["consistency"]  # as a run frozen before the key existed holds it
+    ctx = ItemContext(trajectory, list(trajectory.ordered_steps()), config, CallLog(None, None))
+    result = check_consistency(RulesBackend(config), ctx, "Use search and report it", [])
+    assert result.policy == "off" and result.findings == [] and not result.flagged
