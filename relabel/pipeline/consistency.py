@@ -620,8 +620,8 @@ def check_consistency(
     findings = find(reference, turns) + judged
     result = Consistency(policy, findings=records(findings, turns))
     if policy == "rewrite" and findings:
+        result.method = backend.name if worth_a_call else "sentence filter"
         if worth_a_call:
-            result.method = backend.name
             result.rewrites, result.refused = model_rewrites(backend, ctx, goal, turns, findings)
         _, left = unresolved(reference, turns, result.rewrites, judged)
         result.rewrites = sentence_filter(turns, left, result.rewrites)
