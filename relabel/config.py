@@ -24,9 +24,12 @@ from relabel.endpoints import (
     undeclared_urls_allowed,
 )
 
-PROMPT_VERSION = "v1"
-STAGES = ("detect", "extract", "relabel")
+PROMPT_VERSION = "v2"  # v2: judges name contradicting turns; stage 3b rewrites
+# "consistency" is the model that rewrites turns referring to the original goal (stage 3b).
+STAGES = ("detect", "extract", "relabel", "consistency")
 BACKENDS = ("rules", "openai")
+# What stage 3b does with turns that refer to the original goal (relabel.pipeline.consistency).
+CONSISTENCY_POLICIES = ("rewrite", "strip", "flag", "off")
 JSON_MODES = ("json_schema", "json_object")
 
 DEFAULTS: dict[str, Any] = {
@@ -41,6 +44,9 @@ DEFAULTS: dict[str, Any] = {
     "aggregation": "min",
     # The endpoint of every stage and judge that names none (a declared endpoint's name).
     "endpoint": DEFAULT,
+    # Turns that still refer to the original goal: rewrite them (the agent's free text only),
+    # strip such thoughts, flag the candidate for review, or off (no check).
+    "consistency": "rewrite",
     # Stage -> {"model", "endpoint", "concurrency", "json_mode"} (or "base_url" instead of
     # "endpoint": a declared endpoint's URL, or an undeclared one where the operator allows it).
     "stages": {},
@@ -132,6 +138,7 @@ def validate_config(table: dict[str, Any], *, where: str = "config") -> dict[str
     config = default_config(**table)
     _check_choice(config, "backend", BACKENDS, where)
     _check_choice(config, "aggregation", AGGREGATIONS, where)
+    _check_choice(config, "consistency", CONSISTENCY_POLICIES, where)
     for key in ("accept_threshold", "reject_threshold", "severity_delta"):
         _check_number(config, key, where, low=0.0, high=1.0)
     if config["reject_threshold"] > config["accept_threshold"]:

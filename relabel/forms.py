@@ -100,6 +100,17 @@ class StartRunForm(forms.Form):
     raters_per_candidate = forms.IntegerField(min_value=1, max_value=5, initial=1)
     second_rater_share = _share("share with a second rater", 0.0)
     audit_share = _share("audit share of auto-accepted", 0.1)
+    consistency = forms.ChoiceField(
+        label="turns that still refer to the original goal",
+        choices=[
+            ("rewrite", "rewrite the agent's text (default)"),
+            ("strip", "strip such thoughts"),
+            ("flag", "flag the candidate for review"),
+            ("off", "off (no check)"),
+        ],
+        required=False,
+        initial="rewrite",
+    )
     extra = forms.CharField(
         label="more configuration (JSON object)",
         required=False,
@@ -143,6 +154,8 @@ class StartRunForm(forms.Form):
             config["endpoint"] = data["endpoint"]
         config["accept_threshold"] = data["accept_threshold"]
         config["reject_threshold"] = data["reject_threshold"]
+        if data.get("consistency"):
+            config["consistency"] = data["consistency"]
         config["review"] = {
             **config.get("review", {}),
             "raters_per_candidate": data["raters_per_candidate"],

@@ -502,6 +502,18 @@ class Candidate(models.Model):
     review_state = models.CharField(
         max_length=20, choices=ReviewState.choices, default=ReviewState.UNREVIEWED
     )
+    consistency = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Stage 3b: {policy, method, findings, unresolved, flagged}; each finding "
+        "{step, turn, span, quote, reason, source} (span: character offsets in that text).",
+    )
+    rewrites = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="The agent's free text rewritten to fit the goal: {step index: thought, "
+        "'final_answer': text}. The original text stays in Step and Trajectory.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = CandidateQuerySet.as_manager()
@@ -523,6 +535,44 @@ class Candidate(models.Model):
         if annotated is not None:
             return bool(annotated)
         return approved_q().check({"gate": self.gate, "review_state": self.review_state})
+
+    @property
+    def is_flagged(self) -> bool:
+        """Some turn still refers to the original goal (stage 3b): never auto-accepted."""
+        return bool((self.consistency or {}).get("flagged"))
+
+    def rewritable_keys(self) -> set[str]:
+        """The turns a person may rewrite ("3": step 3's thought, "final_answer"): those the
+        pipeline rewrote, and the agent's free text it found referring to the original goal."""
+        keys = set(self.rewrites or {})
+        for finding in (self.consistency or {}).get("findings", []):
+            if finding.get("turn") == "final_answer":
+                keys.add("final_answer")
+            elif finding.get("turn") == "thought" and isinstance(finding.get("step"), int):
+                keys.add(str(finding["step"]))
+        return keys
+
+    def exported_text(self, key: str) -> str:
+        """What an export holds for the turn ``key``: the rewrite, else the original text."""
+        if key in (self.rewrites or {}):
+            return self.rewrites[key]
+        if key == "final_answer":
+            return self.trajectory.final_answer
+        step = self.trajectory.steps.filter(index=int(key)).values_list("thought", flat=True)
+        return step.first() or ""
+
+    def changed_rewrites(self, edited: dict[str, str]) -> dict[str, str]:
+        """The turns of a person's edit that differ from what would be exported; a turn that is
+        not rewritable raises ValueError naming it."""
+        unknown = sorted(set(edited) - self.rewritable_keys())
+        if unknown:
+            raise ValueError(f"turn {unknown[0]!r} is not one of the rewritable turns")
+        changed = {}
+        for key, text in edited.items():
+            text = str(text).replace("\r\n", "\n").strip()
+            if text != self.exported_text(key).strip():
+                changed[key] = text
+        return changed
 
     def record_review(self, state: str, final_goal: str) -> None:
         """Stores the human outcome the review side computed (the raters' majority)."""

@@ -22,6 +22,7 @@ from django_htmx.http import HttpResponseStopPolling
 
 from relabel import display
 from relabel.config import ConfigError
+from relabel.consistency_view import consistency_display
 from relabel.forms import CandidateFilterForm, StartRunForm, UploadForm, errors_text
 from relabel.models import Candidate, Dataset, ImportJob, Run
 from relabel.pipeline.summary import run_summary
@@ -213,6 +214,7 @@ def candidate_page(request: HttpRequest, candidate_id: int) -> HttpResponse:
     (the review side's records of it, read through the candidate's relations)."""
     candidate = _get_candidate(candidate_id)
     context = display.candidate_display(candidate)
+    context.update(consistency_display(candidate, context["steps"]))
     context["verdicts"] = candidate.verdicts.select_related("rater", "undoes").order_by("id")
     context["tasks"] = candidate.tasks.select_related("leased_to", "done_by").order_by(
         "kind", "slot"

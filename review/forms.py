@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django import forms
 
+from relabel.consistency_view import REWRITE_FIELD
 from review.models import Verdict
+
+MAX_REWRITES = 200
 
 
 class DecisionForm(forms.Form):
@@ -15,3 +20,17 @@ class DecisionForm(forms.Form):
     reason_code = forms.ChoiceField(choices=[("", "—"), *Verdict.REJECT_REASONS], required=False)
     reason = forms.CharField(required=False, max_length=5_000, strip=True)
     started_at = forms.CharField(required=False, max_length=40)
+
+    def clean(self) -> dict[str, Any]:
+        """Adds ``edited_rewrites``: the rewritten turns posted as ``rewrite:<key>`` fields
+        (one textarea per turn, so the form works without JavaScript)."""
+        data = super().clean()
+        edited = {
+            name.removeprefix(REWRITE_FIELD): self.data.get(name, "")
+            for name in self.data
+            if name.startswith(REWRITE_FIELD)
+        }
+        if len(edited) > MAX_REWRITES or any(len(t) > 20_000 for t in edited.values()):
+            raise forms.ValidationError("edited rewrites: too many or too long")
+        data["edited_rewrites"] = edited
+        return data

@@ -597,6 +597,12 @@ class Verdict(models.Model):
     kind = models.CharField(max_length=12, choices=ReviewTask.Kind.choices)
     decision = models.CharField(max_length=10, choices=Decision.choices)
     edited_goal = models.TextField(blank=True)
+    edited_rewrites = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="An edit of the rewritten turns ({step index or 'final_answer': text}); it "
+        "replaces the generated rewrite in exports.",
+    )
     reason_code = models.CharField(max_length=40, blank=True)
     reason = models.TextField(blank=True)
     seconds_spent = models.FloatField(null=True, blank=True)
@@ -636,12 +642,17 @@ class Verdict(models.Model):
         reason_code: str = "",
         reason: str = "",
         seconds_spent: float | None = None,
+        edited_rewrites: dict[str, str] | None = None,
     ) -> Verdict:
         """The (unsaved) verdict for a decision on ``task``; raises DecisionError naming the
         field when the decision is malformed."""
         edited_goal, reason = edited_goal.strip(), reason.strip()
+        try:
+            rewrites = task.candidate.changed_rewrites(edited_rewrites or {})
+        except ValueError as exc:
+            raise DecisionError(f"edited_rewrites: {exc}") from None
         if decision == "edit" and edited_goal == task.candidate.hindsight_goal.strip():
-            decision = "accept"  # saved without a change: that is an accept
+            decision = "edit" if rewrites else "accept"  # nothing changed: that is an accept
         if task.kind == ReviewTask.Kind.AUDIT:
             decision = cls.AUDIT_MEANING.get(decision, decision)
         cls.check_decision(task.kind, decision, edited_goal, reason_code, reason)
@@ -652,6 +663,7 @@ class Verdict(models.Model):
             kind=task.kind,
             decision=decision,
             edited_goal=edited_goal if decision == "edit" else "",
+            edited_rewrites=rewrites if decision == "edit" else {},
             reason_code=reason_code if decision == "reject" else "",
             reason=reason,
             seconds_spent=seconds_spent,

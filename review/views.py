@@ -18,6 +18,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from relabel import display
+from relabel.consistency_view import consistency_display
 from relabel.forms import errors_text
 from relabel.models import Candidate, Run
 from relabel.roles import require_role
@@ -82,6 +83,7 @@ def queue_context(
         )
     else:
         context.update(display.candidate_display(candidate), blind=False)
+        context.update(consistency_display(candidate, context["steps"]))
     return context
 
 
@@ -140,6 +142,7 @@ def decide(request: HttpRequest, task_id: int) -> HttpResponse:
             reason_code=data["reason_code"],
             reason=data["reason"],
             seconds_spent=seconds_since(data["started_at"]),
+            edited_rewrites=data["edited_rewrites"],
         )
     except DecisionError as exc:
         return after_decision(request, f"Not recorded: {exc}", task.kind)

@@ -55,5 +55,11 @@ class Backend(Protocol):
         ...
 
     def judge(self, ctx: ItemContext, judge: dict[str, Any], goal: str) -> dict[str, Any]:
-        """{accept, confidence, reason} of one judge."""
+        """{accept, confidence, reason} of one judge, and optionally ``contradictions``:
+        [{step, quote, reason}] turns that contradict the goal."""
+        ...
+
+    def rewrite(self, ctx: ItemContext, goal: str, turns: list[dict[str, Any]]) -> dict[str, Any]:
+        """{turns: [{turn, text}]}: the offered free-text turns ({label, text, problems})
+        rewritten to fit ``goal`` (stage 3b); an empty list when the backend has no model."""
         ...

@@ -21,7 +21,11 @@ class OpenAIBackend:
     def __init__(self, config: dict[str, Any]):
         self.config = config
         self.client = LLMClient(config)
-        self.endpoints = {stage: Endpoint.from_config(config["stages"][stage]) for stage in STAGES}
+        # A run frozen before a stage existed uses the relabel stage's endpoint for it.
+        stages = config["stages"]
+        self.endpoints = {
+            stage: Endpoint.from_config(stages.get(stage) or stages["relabel"]) for stage in STAGES
+        }
         self.max_tokens = int(config["max_prompt_tokens"])
 
     def detect(self, ctx: ItemContext) -> dict[str, Any]:
@@ -63,4 +67,10 @@ class OpenAIBackend:
             temperature=0.0,
             log=ctx.log,
             stage=f"judge:{judge['name']}",
+        )
+
+    def rewrite(self, ctx: ItemContext, goal: str, turns: list[dict[str, Any]]) -> dict[str, Any]:
+        prompt = prompts.consistency_prompt(ctx.trajectory, goal, turns)
+        return self.client.complete_json(
+            self.endpoints["consistency"], prompt, temperature=0.0, log=ctx.log
         )

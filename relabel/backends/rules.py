@@ -178,7 +178,8 @@ GOAL_WORDS = {
     "coordinates", "date", "details", "figure", "found", "from", "long", "open", "outcome",
     "page", "price", "report", "result", "results", "search", "summarise", "takes", "then",
     "website", "with", "work", "shows", "returns", "whether", "finds", "what", "list", "single",
-    "make", "type", "press", "find",
+    "make", "type", "press", "find", "directions", "travel", "time", "route", "full", "please",
+    "tell",
 }  # fmt: skip
 # Steps that only think or talk, and browser actions, are not tools a goal should name.
 INTERNAL = {"think", "reason", "plan"}
@@ -198,14 +199,20 @@ ACTS |= {"add", "remove", "draft", "write", "post", "submit", "set", "rename", "
 ACTS |= {"refund", "move", "upload", "save", "buy", "reserve", "schedule", "edit", "reply"}
 NOT_SUBJECTS = {"i", "it", "this", "that", "there", "he", "she", "they", "we", "you", "here"}
 NOT_SUBJECTS |= {"right", "now", "today", "which", "what", "answer", "result", "everything"}
+# "Pittsburgh International Airport, Coraopolis Heights Road, ..., 15231, United States": a
+# place's name, then at least two more parts of an address, one of them a postcode.
+ADDRESS = re.compile(r"^(?P<name>[^,\n]{3,60}),(?:[^,\n]+,){2,}[^\n]*\b\d{4,6}\b")
 KINDS = [
     ("a booking", "report the booking confirmation",
      re.compile(r"\b(booked|reserved|booking|reservation|confirmation)\b", re.I)),
     ("a web address", "report the website address", re.compile(r"^\S*(https?://|www\.)\S+$")),
     ("coordinates", "report the coordinates",
      re.compile(r"-?\d{1,3}\.\d{3,},\s*-?\d{1,3}\.\d{3,}")),
-    ("a duration", "report how long it takes",
+    # A duration is only worth asking for as the travel time of directions the run got (see
+    # RulesBackend._asked): "report how long it takes" alone says of what nothing.
+    ("a duration", "",
      re.compile(r"\b\d{1,2}:\d\d\b(?!:)|\b\d+\s*(minutes?|mins?|hours?|hrs?)\b", re.I)),
+    ("an address", "", ADDRESS),
     ("a list", "list what you found", re.compile(r"(^|\s)1[.)]\s.*(^|\s)2[.)]\s", re.S)),
     ("an amount", "report the amount",
      re.compile(r"[$€£¥]\s?\d|\d\s?(EUR|USD|GBP|JPY|dollars|euros)\b", re.I)),
@@ -228,7 +235,8 @@ def answer_kind(answer: str) -> str:
 
 
 def report_phrase(answer: str) -> str:
-    """What to ask for, from the kind of answer: "report the amount", "list what you found"."""
+    """What to ask for, from the kind of answer: "report the amount", "list what you found";
+    "" for a kind that means nothing without its subject (a duration, an address)."""
     for _, phrase, pattern in KINDS:
         if pattern.search(answer[:1000]):
             return phrase
@@ -410,6 +418,135 @@ def web_plan(acted: list[Step], page: tuple[str, str]) -> str:
     return f"Go to {site} and " + ", then ".join(dict.fromkeys(s.action for s in acted))
 
 
+def field_label(ctx: ItemContext, position: int) -> str:
+    """The label of the field a fill typed into ("From"), read from the page it was typed on
+    (the previous step's observation, or the first page)."""
+    step = ctx.steps[position]
+    arguments = step.action_input if isinstance(step.action_input, dict) else {}
+    if position:
+        page = ctx.steps[position - 1].observation
+    else:
+        page = str((ctx.trajectory.metadata or {}).get("initial_observation") or "")
+    bid = re.escape(str(arguments.get("bid", "")))
+    match = re.search(rf"\[{bid}\] (?:textbox|combobox|searchbox) '([^'\n]*)'", page[:12000])
+    return match.group(1).strip().lower() if match else ""
+
+
+def directions(ctx: ItemContext) -> tuple[str, str] | None:
+    """(from, to) when the run typed both ends of a route into From and To fields."""
+    ends: dict[str, str] = {}
+    for position, step in enumerate(ctx.steps):
+        if step.action in {"fill", "type"} and not is_error(step):
+            label, value = field_label(ctx, position), typed_text([step])
+            if label in ("from", "to") and value:
+                ends[label] = value
+    return (ends["from"], ends["to"]) if len(ends) == 2 else None
+
+
+def asked_for(ctx: ItemContext, answer: str, subject: str) -> str:
+    """What to ask for: the answer's subject, the address of the place it names, the travel
+    time or the route of directions the run got, else the kind of answer it gave. "" when the
+    kind says nothing without its subject ("report how long it takes": of what?)."""
+    if subject:
+        return f"report {subject}"
+    address = ADDRESS.match(answer.strip())
+    if address:
+        return f"report the full address of {clean(address.group('name'), 60)}"
+    route = directions(ctx)
+    phrase = report_phrase(answer)
+    if route and answer_kind(answer) == "a duration":
+        return "report the travel time"
+    if route and phrase in ("report the result", "summarise what you found"):
+        return "summarise the route"
+    return phrase
+
+
+ROUTE_ASKS = ("report the travel time", "summarise the route")
+
+
+def route_finding(answer: str) -> str:
+    """What a route's answer found (its durations and distances), not the ends it names."""
+    duration = KINDS[3][2]
+    return " ".join(m.group() for m in duration.finditer(answer)) or ""
+
+
+def is_conversation(steps: list[Step]) -> bool:
+    return any(s.observation_role == "user" and s.observation for s in steps)
+
+
+ID_LIKE = re.compile(r"(?=\S*\d)(?=\S*[a-z])\S{5,}", re.I)
+
+
+def conversation_task(steps: list[Step]) -> tuple[str, str, float] | None:
+    """The last change the run made in a conversation, asked in the user's words ("I'm
+    mia_li_3668. Please book my reservation and tell me the outcome."). Only what the user said
+    is named: an id the agent looked up would contradict a later "I don't remember the
+    reservation ID"."""
+    said = " ".join(s.observation for s in steps if s.observation_role == "user").lower()
+    # A hand-off ("transfer_to_human_agents") is not a change the user asked for.
+    acting = [
+        s
+        for s in acted_steps(steps)
+        if tool_verb(s.action)[0] in ACTS and not tool_verb(s.action)[1].startswith("to ")
+    ]
+    if not acting:
+        return None
+    step = acting[-1]
+    values = [str(v) for s in steps for v in arguments_of(s).values() if isinstance(v, str)]
+    who = next((v for v in values if ID_LIKE.fullmatch(v) and v.lower() in said), "")
+    verb, rest = tool_verb(step.action)
+    request = f"{verb} my {rest}" if rest else verb
+    opener = f"I'm {who}. " if who else ""
+    goal = f"{opener}Please {request} and tell me the outcome."
+    return goal, f"Step {step.index} made this change in the conversation.", 0.6
+
+
+def tool_verb(action: str) -> tuple[str, str]:
+    """("update", "reservation flights") from update_reservation_flights."""
+    words = [w.lower() for w in re.findall(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+", action)]
+    return (words[0], " ".join(words[1:])) if words else ("", "")
+
+
+def arguments_of(step: Step) -> dict[str, Any]:
+    arguments = step.action_input
+    if isinstance(arguments, str):
+        try:
+            arguments = json.loads(arguments)
+        except ValueError:
+            return {}
+    return arguments if isinstance(arguments, dict) else {}
+
+
+# The kind of answer a goal asks for, and what an answer of that kind looks like.
+ASKS = [(phrase.removeprefix("report the "), pattern) for _, phrase, pattern in KINDS if phrase]
+ASKS += [("travel time", KINDS[3][2]), ("full address", ADDRESS)]
+VAGUE_ASK = re.compile(
+    r"\b(?:report the result|summarise what you found|report what it returns)\W*$"
+)
+NAMED_OBJECT = re.compile(r"\bsearch for\b|\bget directions\b|\bUse \w|\bCall \w|\w+_\w+")
+
+
+def unstated_answer(ctx: ItemContext, goal: str) -> str:
+    """Why the run does not state the answer ``goal`` asks for; "" when it does. A change must
+    have gone through, a named tool have answered, and a report be in the final answer, of
+    the kind asked for."""
+    low = goal.lower()
+    acted = acted_steps(ctx.steps)
+    if "the outcome" in low:
+        changed = [s for s in acted if tool_verb(s.action)[0] in ACTS]
+        return "" if changed else "the goal asks for a change that never went through"
+    named = [s for s in acted if s.action and s.action.lower() in low]
+    if named or not re.search(r"\b(report|list|summarise|tell)\b", low):
+        return ""
+    answer = final_answer(ctx)
+    if not answer:
+        return "the goal asks for an answer the run never gave"
+    for asked, pattern in ASKS:
+        if f"the {asked}" in low and not pattern.search(answer.strip()[:1000]):
+            return f"the goal asks for the {asked}, which the run's answer does not state"
+    return ""
+
+
 class RulesBackend:
     name = "rules"
 
@@ -515,10 +652,16 @@ class RulesBackend:
         if not content_words(answer) or acknowledgement:
             return "", "no informative final answer to build on", 0.0
         subject, value = answer_subject(answer)
-        asked = f"report {subject}" if subject else report_phrase(answer)
+        asked = asked_for(ctx, answer, subject)
+        if not asked:
+            return "", f"the answer gives {answer_kind(answer)} of nothing the run names", 0.0
+        # Directions name the route's ends the run typed: only the time found must stay out.
+        found, value = (route_finding(answer), "") if asked in ROUTE_ASKS else (answer, value)
         goal = ""
-        for version in (f"{self._approach(ctx)} and {asked}", self._bare_approach(ctx, asked)):
-            if version and not leaks(version, answer, value, self._site(ctx)):
+        for version in self._wordings(ctx, asked):
+            if VAGUE_ASK.search(version) and not NAMED_OBJECT.search(version):
+                continue  # "Browse a site and report the result" asks for nothing in particular
+            if version and not leaks(version, found, value, self._site(ctx)):
                 goal = sentence(version)
                 break
         if not goal:
@@ -528,6 +671,15 @@ class RulesBackend:
         why = f"The final answer gives {kind}; the steps show {grounded:.0%} of its content."
         return goal, why, 0.3 + 0.65 * grounded
 
+    def _wordings(self, ctx: ItemContext, asked: str) -> list[str]:
+        """The goal in the words of what the run did, then without its arguments; an address is
+        found, not reported after an unrelated search."""
+        if asked.startswith("report the full address of "):
+            place = asked.removeprefix("report the ")
+            site = self._site(ctx)
+            return [f"On {site}, find the {place}" if site else f"Find the {place}"]
+        return [f"{self._approach(ctx)} and {asked}", self._bare_approach(ctx, asked)]
+
     def _site(self, ctx: ItemContext) -> str:
         page = last_page(ctx.steps)
         return page[1] if page else ""
@@ -536,8 +688,14 @@ class RulesBackend:
         """How the run went about it: the site and search it used, or its tools and first input."""
         page = last_page(ctx.steps)
         typed = typed_text(ctx.steps)
+        route = directions(ctx)
+        if page and route:
+            return f"On {page[1]}, get directions from '{route[0]}' to '{route[1]}'"
         if page:
             title, site = page
+            if not any(s.action in BROWSER for s in acted_steps(ctx.steps)):
+                # It answered from the page it was given: it opened nothing.
+                return f"Browse {site}"
             if typed:
                 return f"On {site}, search for '{typed}'"
             return f"On {site}, open the '{title}' page" if title else f"Browse {site}"
@@ -555,7 +713,12 @@ class RulesBackend:
         return f"Use {join(tools)} and {asked}" if tools else ""
 
     def _from_observation(self, ctx: ItemContext) -> tuple[str, str, float]:
-        """The last thing the environment showed: the page reached, or the last lookup's result."""
+        """The last thing the environment showed: the page reached, or the last lookup's result;
+        in a conversation, the last change it made, asked as the user would."""
+        if is_conversation(ctx.steps):
+            found = conversation_task(ctx.steps)
+            if found:
+                return found
         answer = final_answer(ctx)
         for step in reversed(ctx.steps):
             if not step.action or step.action in MESSAGE_ACTIONS or is_error(step):
@@ -617,6 +780,9 @@ class RulesBackend:
         achievements = ctx.memo.get("outcome", {}).get("achievements", [])
         if not achievements:
             return {"accept": False, "confidence": 0.0, "reason": "no grounded achievement"}
+        unstated = unstated_answer(ctx, goal)
+        if unstated:
+            return {"accept": False, "confidence": 0.1, "reason": unstated}
         shown = support(goal, ctx.steps, neutral=GOAL_WORDS | tool_words(ctx.steps))
         if shown < 0.25:
             reason = f"the steps show only {shown:.0%} of what the goal asks for"
@@ -638,4 +804,14 @@ class RulesBackend:
         if MARKUP.search(goal):
             reason = "the goal pastes raw markup or JSON instead of asking for something"
             return {"accept": False, "confidence": 0.1, "reason": reason}
+        if VAGUE_ASK.search(goal) and not NAMED_OBJECT.search(goal):
+            reason = "the goal asks for 'the result' without saying of what"
+            return {"accept": False, "confidence": 0.1, "reason": reason}
         return {"accept": True, "confidence": 0.9, "reason": f"a specific {words}-word task"}
+
+    # -- stage 3b ------------------------------------------------------------------------------
+
+    def rewrite(self, ctx: ItemContext, goal: str, turns: list[dict[str, Any]]) -> dict[str, Any]:
+        """No model to reword turns: the pipeline's sentence filter (relabel.pipeline.consistency)
+        drops every sentence that still refers to the original goal."""
+        return {"turns": []}

@@ -11,7 +11,8 @@ content that is not JSON. Markers in a prompt force a behaviour, for tests:
 TEST-ECHO (in the original goal: the relabel answer quotes it), TEST-VETO (judges reject),
 TEST-MALFORMED (every answer is malformed), TEST-SEVERITY=0.9 and TEST-CONFIDENCE=0.3 (fix the
 detect severity and the relabel confidence), TEST-SUCCEEDED=true|false (the detect answer on a
-run whose outcome was not recorded).
+run whose outcome was not recorded); TEST-CONTRADICT (in a step: the judges say it contradicts
+the goal) and TEST-REWRITE-TOOL (the consistency rewrite also touches an observation).
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ ORIGINAL_GOAL = re.compile(r"^Original goal[^:]*: (.*)$", re.MULTILINE)
 MARKER = re.compile(r"TEST-(SEVERITY|CONFIDENCE)=([0-9.]+)")
 SUCCEEDED = re.compile(r"TEST-SUCCEEDED=(true|false)")
 UNKNOWN_OUTCOME = "whose outcome was not recorded"
-STAGES = ("detect", "extract", "relabel", "judge")
+STAGES = ("detect", "extract", "relabel", "judge", "consistency")
+TURN_HEADER = re.compile(r"^### Turn (.+)$", re.MULTILINE)
 
 
 def prompt_stage(body: dict[str, Any]) -> str:
@@ -113,10 +115,41 @@ def _judge(text: str, u: list[float]) -> dict[str, Any]:
         "accept": not veto,
         "confidence": round(0.15 if veto else 0.4 + 0.6 * u[0], 2),
         "reason": "The steps do not show the goal." if veto else "The steps show the goal.",
+        "contradictions": _contradictions(text),
     }
 
 
-ANSWERS = {"detect": _detect, "extract": _extract, "relabel": _relabel, "judge": _judge}
+def _contradictions(text: str) -> list[dict[str, Any]]:
+    """Stage 3b, the judges' part: a step whose text holds TEST-CONTRADICT contradicts."""
+    found = []
+    for match in re.finditer(r"^### Step (\d+)$(.*?)(?=^### |\Z)", text, re.M | re.S):
+        if "TEST-CONTRADICT" in match.group(2):
+            reason = "It pursues a different task."
+            found.append(
+                {"step": int(match.group(1)), "quote": "TEST-CONTRADICT", "reason": reason}
+            )
+    return found
+
+
+def _consistency(text: str, u: list[float]) -> dict[str, Any]:
+    """Stage 3b's rewrite: every offered turn reworded to a neutral sentence. TEST-REWRITE-TOOL
+    (in the original goal) makes the reply also rewrite an observation, which must be refused."""
+    turns = [
+        {"turn": label.strip(), "text": f"I take the next step toward the goal ({label.strip()})."}
+        for label in TURN_HEADER.findall(text)
+    ]
+    if "TEST-REWRITE-TOOL" in text:
+        turns.append({"turn": "step 0 observation", "text": "observation: the page was empty"})
+    return {"turns": turns}
+
+
+ANSWERS = {
+    "detect": _detect,
+    "extract": _extract,
+    "relabel": _relabel,
+    "judge": _judge,
+    "consistency": _consistency,
+}
 
 
 def answer_content(body: dict[str, Any]) -> str:

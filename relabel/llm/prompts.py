@@ -81,6 +81,27 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "accept": {"type": "boolean"},
             "confidence": UNIT,
             "reason": {"type": "string"},
+            # Stage 3b: turns that contradict the goal (relabel.pipeline.consistency).
+            "contradictions": {
+                "type": "array",
+                "maxItems": 12,
+                "items": _object(
+                    {
+                        "step": {"type": "integer", "minimum": 0},
+                        "quote": {"type": "string"},
+                        "reason": {"type": "string"},
+                    }
+                ),
+            },
+        }
+    ),
+    "consistency": _object(
+        {
+            "turns": {
+                "type": "array",
+                "maxItems": 40,
+                "items": _object({"turn": {"type": "string"}, "text": {"type": "string"}}),
+            }
         }
     ),
 }
@@ -125,7 +146,20 @@ INSTRUCTIONS = {
         "You judge whether an agent run fully and correctly accomplishes the goal below, as if "
         "the agent had been given that goal. Reject if any part of the goal is not shown by the "
         "steps, or if the goal is vague or trivial. accept: your verdict. confidence in [0, 1]. "
-        "reason: one or two sentences citing step numbers."
+        "reason: one or two sentences citing step numbers. contradictions: every step whose "
+        "thought, message or user reply contradicts the goal or pursues a different task (its "
+        "step number, the words that do, and why); an empty list when none does."
+    ),
+    "consistency": (
+        "A failed agent run is being relabelled with a new goal that it did achieve. The turns "
+        "below are the agent's own free text (thoughts, messages to the user, the final answer) "
+        "that still refer to the goal it was first given. Rewrite each so that it fits the new "
+        "goal: keep what it says about what the agent saw, reasoned and did; remove or reword "
+        "whatever restates, pursues or names the original goal (its wording, constraints and "
+        "entities); never write 'the user wants' or 'the goal is'; invent nothing. Reply with "
+        "each turn by its label (e.g. 'step 3', 'final answer') and its new text. Only these "
+        "turns: actions, tool calls, their arguments, observations and user messages are never "
+        "changed, and a reply that contains or names one is refused."
     ),
 }
 
@@ -341,3 +375,24 @@ def judge_prompt(
     head = f"Goal to judge: {truncate_to_tokens(goal, 300)}\n"
     transcript = render_transcript(trajectory, steps, _budget(max_tokens, head), memo)
     return _prompt("judge", head, transcript, memo)
+
+
+def consistency_prompt(
+    trajectory: Trajectory, goal: str, turns: Sequence[dict[str, Any]]
+) -> Prompt:
+    """Stage 3b's rewrite: the offered turns whole (a rewrite replaces the whole text; the
+    caller offers only what fits the budget), with what is wrong with each."""
+    head = (
+        f"New goal (every turn must fit it): {truncate_to_tokens(goal, 300)}\n"
+        f"Original goal (no turn may restate, pursue or name it): {_original_goal(trajectory)}\n"
+    )
+    parts = [
+        f"### Turn {t['label']}\nProblems: {'; '.join(t['problems'])}\nText:\n{t['text']}"
+        for t in turns
+    ]
+    body = "\n\n".join(parts)
+    system, system_tokens = _system("consistency")
+    user = f"{head}\nTurns to rewrite:\n\n{body}"
+    messages = [dict(system), {"role": "user", "content": user}]
+    tokens = system_tokens + estimate_tokens(user) + 3
+    return Prompt("consistency", messages, SCHEMAS["consistency"], tokens)

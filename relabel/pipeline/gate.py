@@ -7,7 +7,8 @@ averages them instead. Either way a judge's rejection is a veto and binding: not
 it (the reference code let a fallback accept what a judge had rejected).
 
 The gate: vetoed or below reject_threshold -> rejected (kept, with the reason); at or above
-accept_threshold -> auto_accepted; in between -> needs_review.
+accept_threshold -> auto_accepted, unless the consistency check flagged the candidate
+(relabel.pipeline.consistency); in between, or flagged -> needs_review.
 """
 
 from __future__ import annotations
@@ -32,11 +33,21 @@ def aggregate(
     }
 
 
-def gate(aggregation: dict[str, Any], accept: float, reject: float) -> tuple[str, str]:
+def gate(
+    aggregation: dict[str, Any], accept: float, reject: float, *, flagged: bool = False
+) -> tuple[str, str]:
+    """``flagged``: some turn still refers to the original goal (stage 3b), so a person must
+    look: never auto-accepted."""
     value = aggregation["value"]
     if aggregation["vetoed_by"]:
         who = ", ".join(aggregation["vetoed_by"])
         return Candidate.Gate.REJECTED, f"vetoed by judge {who} (binding)"
+    if value >= accept and flagged:
+        return (
+            Candidate.Gate.NEEDS_REVIEW,
+            f"confidence {value:.2f} >= accept {accept:.2f}, but some turns still refer to the "
+            "original goal (flagged by the consistency check)",
+        )
     if value >= accept:
         return Candidate.Gate.AUTO_ACCEPTED, f"confidence {value:.2f} >= accept {accept:.2f}"
     if value >= reject:

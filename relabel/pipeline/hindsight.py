@@ -20,8 +20,20 @@ MENTIONS = re.compile(
 )
 
 
+def word_spans(text: str) -> list[tuple[str, int, int]]:
+    """The words of ``text`` as the quoting checks compare them (lower case, no trailing dots),
+    each with its character offsets in ``text``; the consistency check marks spans with them."""
+    spans = []
+    for match in WORD.finditer(text):
+        word = match.group().lower().strip(".")
+        if word:
+            start = match.start() + (len(match.group()) - len(match.group().lstrip(".")))
+            spans.append((word, start, start + len(match.group().strip("."))))
+    return spans
+
+
 def _words(text: str) -> list[str]:
-    return [w.strip(".") for w in WORD.findall(text.lower()) if w.strip(".")]
+    return [word for word, _, _ in word_spans(text)]
 
 
 def _ngrams(words: list[str], n: int) -> set[tuple[str, ...]]:

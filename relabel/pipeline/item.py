@@ -1,8 +1,9 @@
 """One trajectory through the stages, and its result stored once.
 
 ``relabel_item`` is the pipeline in order: failure detection (relabel.pipeline.detect), outcome
-extraction (extract), up to K relabel attempts (hindsight), the judge panel (judges), then the
-gate (gate). ``process_item`` runs it on an item this worker has claimed and stores the result:
+extraction (extract), up to K relabel attempts (hindsight), the judge panel (judges), the
+consistency of the whole trajectory with the chosen goal (consistency), then the gate (gate).
+``process_item`` runs it on an item this worker has claimed and stores the result:
 only the holder of the claim on an unfinished item writes it (a conditional UPDATE), and
 Candidate is one-to-one with RunItem, so there is never a second candidate.
 """
@@ -20,6 +21,7 @@ from relabel.backends import Backend, ItemContext
 from relabel.llm.client import CallLog
 from relabel.models import Candidate, Run, RunItem, Step
 from relabel.pipeline.claims import release_item
+from relabel.pipeline.consistency import check_consistency
 from relabel.pipeline.detect import Detection, detect_failure
 from relabel.pipeline.extract import extract_outcome
 from relabel.pipeline.gate import aggregate, gate
@@ -136,8 +138,11 @@ def judged_candidate(
     verdicts = run_panel(backend, ctx, chosen["goal"])
     aggregation = aggregate(chosen["confidence"], verdicts, ctx.config["aggregation"])
     accept, reject = float(ctx.config["accept_threshold"]), float(ctx.config["reject_threshold"])
-    decision, why = gate(aggregation, accept, reject)
+    exportable = not aggregation["vetoed_by"] and aggregation["value"] >= reject
+    consistency = check_consistency(backend, ctx, chosen["goal"], verdicts, worth_a_call=exportable)
+    decision, why = gate(aggregation, accept, reject, flagged=consistency.flagged)
     return {
+        **consistency.fields(),
         "hindsight_goal": chosen["goal"],
         "final_goal": chosen["goal"],
         "rationale": chosen["rationale"],

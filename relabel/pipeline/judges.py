@@ -24,6 +24,17 @@ def run_panel(backend: Backend, ctx: ItemContext, goal: str) -> list[dict[str, A
                 "accept": bool(reply["accept"]),
                 "confidence": min(1.0, max(0.0, float(reply["confidence"]))),
                 "reason": str(reply.get("reason", "")),
+                "contradictions": contradictions(reply),
             }
         )
     return verdicts
+
+
+def contradictions(reply: dict[str, Any]) -> list[dict[str, Any]]:
+    """The turns a judge says contradict the goal (stage 3b reads them), well-formed only."""
+    out = []
+    for item in reply.get("contradictions") or []:
+        if isinstance(item, dict) and isinstance(item.get("step"), int):
+            quote, reason = str(item.get("quote") or ""), str(item.get("reason") or "")
+            out.append({"step": item["step"], "quote": quote[:500], "reason": reason[:500]})
+    return out

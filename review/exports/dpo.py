@@ -120,7 +120,9 @@ def _add_success(item: RunItem, successes: list[RunItem]) -> bool:
 
 def files(run: Run, options: ExportOptions) -> list[tuple[str, int, Iterator[dict[str, Any]]]]:
     candidates = rows.exported_candidates(run, options)
-    hindsight = (hindsight_row(c, options) for c in rows.iter_candidates(candidates))
+    hindsight = (
+        hindsight_row(c, options) for c in rows.iter_candidates(candidates, options=options)
+    )
     return [
         (HINDSIGHT_FILE, candidates.count(), (r for r in hindsight if r is not None)),
         (SHARED_FILE, shared_prompt_count(run), shared_prompt_rows(run, options)),

@@ -33,6 +33,11 @@ class ExportForm(forms.Form):
         help_text="Each observation is cut to this many tokens, the same in every format.",
     )
     csv = forms.BooleanField(required=False, label="CSV", help_text="Verdicts as CSV.")
+    consistent_only = forms.BooleanField(
+        required=False,
+        help_text="Leave out rows with turns that still refer to the original goal (sft, dpo, "
+        "sharegpt).",
+    )
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()

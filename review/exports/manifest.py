@@ -12,6 +12,7 @@ from typing import Any
 from django.utils import timezone
 
 from relabel.models import Run
+from review.exports import rows
 from review.exports.options import ExportOptions
 from review.precision.figures import run_figures
 
@@ -63,6 +64,7 @@ def build(
         "filters": options.as_filters(),
         "run": run_record(run),
         "precision": precision_estimate(run),
+        "consistency": rows.consistency_counts(run, options),
         "created_at": timezone.now().isoformat(),
         "created_by": created_by,
         "generator": "agenther-studio export",

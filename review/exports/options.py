@@ -22,6 +22,8 @@ class ExportOptions:
     include_successes: bool = False
     observation_tokens: int = DEFAULT_OBSERVATION_TOKENS
     csv: bool = False
+    # Leave out rows with unresolved consistency findings (relabel.pipeline.consistency).
+    consistent_only: bool = False
 
     def __post_init__(self) -> None:
         if self.format not in FORMATS:
@@ -39,6 +41,9 @@ class ExportOptions:
             # DPO already pairs successes with failures of the same task; verdicts are about
             # candidates. A success-only baseline is training data, so only the SFT forms.
             raise ExportError("--include-successes applies to the sft and sharegpt formats only")
+        if self.consistent_only and self.format == "verdicts":
+            # The verdicts table is every candidate, findings and all, for researchers.
+            raise ExportError("--consistent-only applies to the sft, dpo and sharegpt formats")
         if self.csv and self.format != "verdicts":
             raise ExportError("--csv applies to the verdicts format only")
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 from collections import defaultdict
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from django.db.models import Exists, F, OuterRef, Q, QuerySet
@@ -64,6 +65,13 @@ class StepRow:
         for name, value in zip(STEP_FIELDS, values, strict=True):
             setattr(self, name, value)
 
+    def with_thought(self, thought: str) -> StepRow:
+        """A copy whose thought is ``thought``; everything the environment recorded (action,
+        arguments, call id, observation) is the same object, so it cannot change."""
+        row = StepRow(tuple(getattr(self, name) for name in STEP_FIELDS))
+        row.thought = thought
+        return row
+
 
 def _attach_steps(trajectories: list[Trajectory]) -> None:
     """One query for the steps of a chunk of trajectories (the observation excerpt only)."""
@@ -103,7 +111,12 @@ def exported_candidates(run: Run, options: ExportOptions) -> QuerySet[Candidate]
     return qs.order_by("id")
 
 
-def iter_candidates(qs: QuerySet[Candidate], *, with_steps: bool = True) -> Iterator[Candidate]:
+def iter_candidates(
+    qs: QuerySet[Candidate], *, with_steps: bool = True, options: ExportOptions | None = None
+) -> Iterator[Candidate]:
+    """The candidates with their verdicts and (``with_steps``) their steps as exported: the
+    rewritten turns overlaid (``candidate_steps``). With ``options.consistent_only``, those
+    with unresolved consistency findings are left out."""
     qs = (
         qs.select_related("item", "trajectory")
         .annotate(dataset_name=DATASET_NAME)
@@ -114,8 +127,13 @@ def iter_candidates(qs: QuerySet[Candidate], *, with_steps: bool = True) -> Iter
         _attach_verdicts(chunk)
         if with_steps:
             _attach_steps([c.trajectory for c in chunk])
+            for candidate in chunk:
+                _overlay_rewrites(candidate)
 
-    return _in_chunks(qs, attach)
+    candidates = _in_chunks(qs, attach)
+    if options is not None and options.consistent_only:
+        return (c for c in candidates if not row_consistency(c).flagged)
+    return candidates
 
 
 def success_items(run: Run) -> QuerySet[RunItem]:
@@ -166,6 +184,7 @@ def verdict_record(verdict: Verdict) -> dict[str, Any]:
         "kind": verdict.kind,
         "decision": verdict.decision,
         "edited_goal": verdict.edited_goal or None,
+        "edited_rewrites": verdict.edited_rewrites or {},
         "reason_code": verdict.reason_code or None,
         "reason": verdict.reason or None,
         "undoes": verdict.undoes_id,
@@ -202,6 +221,7 @@ def provenance(candidate: Candidate) -> dict[str, Any]:
         "weight": item.weight,
         "original_goal": trajectory.goal,
         "goal_edited": candidate.final_goal != candidate.hindsight_goal,
+        **consistency_metadata(candidate),
     }
 
 
@@ -225,6 +245,9 @@ def success_provenance(item: RunItem) -> dict[str, Any]:
         "weight": success_weight(item),
         "original_goal": trajectory.goal,
         "goal_edited": False,
+        "rewritten_steps": [],
+        "final_answer_rewritten": False,
+        "consistency": {"policy": None, "flagged": False, "findings": []},
     }
 
 
@@ -256,10 +279,141 @@ def candidate_and_success_files(
         (
             names[0],
             candidates.count(),
-            (candidate_row(c, options) for c in iter_candidates(candidates)),
+            (candidate_row(c, options) for c in iter_candidates(candidates, options=options)),
         )
     ]
     if options.include_successes:
         items = success_items(run)
         out.append((names[1], items.count(), (success_row(i, options) for i in iter_items(items))))
     return out
+
+
+# -- consistency (stage 3b): rewritten turns and what still refers to the original goal -------
+
+
+@dataclass(frozen=True)
+class RowConsistency:
+    """How a candidate's row stands with the consistency check, as exported.
+
+    ``rewrites``: the generated rewrite of each turn, replaced by a person's edit where the
+    candidate's exported goal is an edit (review.majority: the latest approving edit). A finding
+    is resolved when its turn was rewritten and nothing is left unresolved on it, or when a
+    person rewrote that turn; a user's turn is never rewritten, so its findings stay. A
+    person's accept does not clear a finding: ``--consistent-only`` is the strict cut.
+    """
+
+    policy: str | None
+    rewrites: dict[str, str]
+    edited: frozenset[str]
+    findings: list[dict[str, Any]]
+
+    @property
+    def flagged(self) -> bool:
+        return any(not f["resolved"] for f in self.findings)
+
+
+def _turn_key(finding: dict[str, Any]) -> str:
+    """The key of the turn a finding is in, as ``Candidate.rewrites`` keys them."""
+    turn, step = finding.get("turn"), finding.get("step")
+    if turn == "final_answer":
+        return "final_answer"
+    return str(step) if turn == "thought" else f"{turn}:{step}"
+
+
+def edited_rewrites(candidate: Candidate) -> dict[str, str]:
+    """The rewrites of the latest standing edit, when the exported goal is an edit."""
+    if candidate.review_state != Candidate.ReviewState.EDITED:
+        return {}
+    edits = [v for v in effective_verdicts(candidate) if v.decision == "edit"]
+    return dict(edits[-1].edited_rewrites or {}) if edits else {}
+
+
+def row_consistency(candidate: Candidate) -> RowConsistency:
+    """Computed once per candidate (the rows, the overlay and the filter share it)."""
+    cached = candidate.__dict__.get("_row_consistency")
+    if cached is not None:
+        return cached
+    record = candidate.consistency or {}
+    edits = edited_rewrites(candidate)
+    rewrites = {**(candidate.rewrites or {}), **edits}
+    unresolved = [f for f in record.get("unresolved", []) if _turn_key(f) not in edits]
+    left = {_turn_key(f) for f in unresolved}
+    findings = []
+    for finding in record.get("findings", []):
+        key = _turn_key(finding)
+        resolved = key in edits or (key in rewrites and key not in left)
+        findings.append({**finding, "resolved": resolved})
+    # What a rewrite itself brought in (absent from the original text) is listed too.
+    listed = {_turn_key(f) for f in findings if not f["resolved"]}
+    findings += [{**f, "resolved": False} for f in unresolved if _turn_key(f) not in listed]
+    result = RowConsistency(record.get("policy"), rewrites, frozenset(edits), findings)
+    candidate._row_consistency = result
+    return result
+
+
+def _overlay_rewrites(candidate: Candidate) -> None:
+    """The candidate's own steps and final answer, with the rewritten turns in place of the
+    originals (the trajectory's steps, shared with the DPO rejected side, stay as recorded)."""
+    rewrites = row_consistency(candidate).rewrites
+    steps = steps_of(candidate.trajectory)
+    candidate._export_steps = [
+        s.with_thought(rewrites[str(s.index)]) if str(s.index) in rewrites else s for s in steps
+    ]
+    final = candidate.trajectory.final_answer
+    candidate._export_final_answer = rewrites.get("final_answer", final)
+
+
+def candidate_steps(candidate: Candidate) -> list[StepRow]:
+    """The steps of a candidate's row: the trajectory's, with its rewritten thoughts."""
+    return candidate._export_steps
+
+
+def candidate_final_answer(candidate: Candidate) -> str:
+    return candidate._export_final_answer
+
+
+def consistency_metadata(candidate: Candidate) -> dict[str, Any]:
+    """``rewritten_steps``, ``final_answer_rewritten`` and ``consistency`` of a row's metadata."""
+    state = row_consistency(candidate)
+    steps = sorted(int(k) for k in state.rewrites if k.isdigit())
+    return {
+        "rewritten_steps": steps,
+        "final_answer_rewritten": "final_answer" in state.rewrites,
+        "consistency": {
+            "policy": state.policy,
+            "flagged": state.flagged,
+            "findings": [_finding_metadata(f) for f in state.findings],
+        },
+    }
+
+
+def _finding_metadata(finding: dict[str, Any]) -> dict[str, Any]:
+    # The same keys and types in every row: the datasets library infers one schema for a file.
+    span = finding.get("span") or [0, 0]
+    return {
+        "step": finding.get("step"),
+        "turn": str(finding.get("turn", "")),
+        "span": [int(span[0]), int(span[1])],
+        "quote": str(finding.get("quote", "")),
+        "reason": str(finding.get("reason", "")),
+        "source": str(finding.get("source", "")),
+        "resolved": bool(finding.get("resolved")),
+    }
+
+
+def consistency_counts(run: Run, options: ExportOptions) -> dict[str, int] | None:
+    """For the manifest: rows (of the candidates the filters select) with rewritten turns, with
+    unresolved findings (flagged), and left out by ``--consistent-only`` (excluded)."""
+    if options.format == "verdicts":
+        return None
+    counts = {"rewritten": 0, "flagged": 0, "excluded": 0}
+    # Only what the rule reads (and a person's edits): a pass over the run, not a second export.
+    candidates = exported_candidates(run, options).only("consistency", "rewrites", "review_state")
+    for candidate in _in_chunks(candidates, _attach_verdicts):
+        state = row_consistency(candidate)
+        counts["rewritten"] += bool(state.rewrites)
+        if state.flagged and options.consistent_only:
+            counts["excluded"] += 1
+        elif state.flagged:
+            counts["flagged"] += 1
+    return counts

@@ -19,12 +19,14 @@ SUCCESS_FILE = "sft_successes.jsonl"
 
 
 def candidate_messages(candidate: Candidate, options: ExportOptions) -> list[dict[str, Any]]:
-    """The trajectory under its exported goal (a person's edit replaces the generated goal)."""
+    """The trajectory under its exported goal (a person's edit replaces the generated goal),
+    with the agent's rewritten turns (stage 3b) in place of the originals."""
     return trajectory_messages(
         candidate.trajectory,
         candidate.final_goal,
-        steps=rows.steps_of(candidate.trajectory),
+        steps=rows.candidate_steps(candidate),
         observation_tokens=options.observation_tokens,
+        final_answer=rows.candidate_final_answer(candidate),
     )
 
 

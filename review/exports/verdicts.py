@@ -37,6 +37,8 @@ COLUMNS = [
     "reason",
     "judges",
     "verdicts",
+    "consistency",
+    "rewrites",
 ]
 
 
@@ -63,6 +65,9 @@ def candidate_record(candidate: Candidate) -> dict[str, Any]:
         "reason": item.reason or None,
         "judges": candidate.judges or [],
         "verdicts": [rows.verdict_record(v) for v in rows.verdicts_of(candidate)],
+        # Stage 3b: the findings and the generated rewrites (the original text is the steps').
+        "consistency": candidate.consistency or {},
+        "rewrites": candidate.rewrites or {},
     }
 
 
@@ -89,6 +94,8 @@ def discarded_record(item: RunItem) -> dict[str, Any]:
         "reason": item.reason or None,
         "judges": [],
         "verdicts": [],
+        "consistency": {},
+        "rewrites": {},
     }
 
 

@@ -63,6 +63,9 @@ def test_sft_holds_the_approved_candidates_under_their_exported_goal(reviewed_ru
         "weight": pytest.approx(0.8),
         "original_goal": reviewed_run.auto.trajectory.goal,
         "goal_edited": False,
+        "rewritten_steps": [],
+        "final_answer_rewritten": False,
+        "consistency": {"policy": None, "flagged": False, "findings": []},
     }
 
 

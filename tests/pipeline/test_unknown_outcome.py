@@ -10,6 +10,7 @@ import json
 import pytest
 from django.core.management import call_command
 
+from relabel.config import PROMPT_VERSION
 from relabel.llm import prompts
 from relabel.models import Candidate, RunItem
 from relabel.pipeline.summary import run_summary
@@ -75,13 +76,15 @@ def test_only_unknown_outcomes_get_the_succeeded_question():
     unknown = make_trajectory(dataset, success=None)
     known = prompts.detect_prompt(failed, list(failed.ordered_steps()), 4000)
     asked = prompts.detect_prompt(unknown, list(unknown.ordered_steps()), 4000)
-    # A benchmark failure's prompt is exactly as before (same cache keys, same version).
-    assert known.schema_name == "agenther_detect_v1" and "succeeded" not in known.schema["required"]
+    # A benchmark failure's prompt is the plain detect prompt: only the unknown gets the question.
+    version = PROMPT_VERSION
+    assert known.schema_name == f"agenther_detect_{version}"
+    assert "succeeded" not in known.schema["required"]
     assert known.messages[0] == prompts.system_message("detect")
-    assert asked.schema_name == "agenther_detect_unknown_v1"
+    assert asked.schema_name == f"agenther_detect_unknown_{version}"
     assert asked.schema["required"][0] == "succeeded"
     assert "whose outcome was not recorded" in asked.messages[0]["content"]
-    assert asked.messages[0]["content"].startswith("Stage: detect (AgentHER prompts v1).")
+    assert asked.messages[0]["content"].startswith(f"Stage: detect (AgentHER prompts {version}).")
 
 
 @pytest.mark.django_db(transaction=True)  # the command commits, then the work runs on commit

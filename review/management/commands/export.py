@@ -42,6 +42,12 @@ class Command(BaseCommand):
             default=DEFAULT_OBSERVATION_TOKENS,
             help=f"Cut observations to this many tokens (default {DEFAULT_OBSERVATION_TOKENS}).",
         )
+        parser.add_argument(
+            "--consistent-only",
+            action="store_true",
+            help="Leave out rows with turns that still refer to the original goal (unresolved "
+            "consistency findings).",
+        )
         parser.add_argument("--csv", action="store_true", help="verdicts as CSV instead of JSONL.")
         parser.add_argument(
             "--overwrite", action="store_true", help="Replace an export already in DIR."
