@@ -26,13 +26,7 @@ from relabel.importers.recordings import Call
 from relabel.importers.traces import (
     MAP_KEYS,
     Outcome,
-    TraceRun,
     Transcript,
-    decide,
-    explicit_goal,
-    explicit_outcome,
-    signal_outcome,
-    trajectory,
 )
 
 NAME = "anthropic"
@@ -137,28 +131,15 @@ def _parse_conversation(
         response = call.response if call.response and call.response.get("type") != "error" else None
         transcript.exchange(request["messages"], [response] if response else [], "")
     last = calls[-1]
-    # What --map reads: the record itself, or a recording's last call.
-    source = record if record is not None else {**last.request, "response": last.response}
-    outcome = decide(
-        explicit_outcome([source], options, path, where),
+    recorded = recordings.Recorded(path, external_id, where, record, calls, options)
+    return recordings.recorded_trajectory(
+        recorded,
+        transcript,
         _failed_call(last),
-        signal_outcome([], transcript),
+        NAME,
+        stop_reason=(last.response or {}).get("stop_reason"),
+        usage=_usage(calls),
     )
-    raw = [{"request": c.request, "response": c.response} for c in calls]
-    run = TraceRun(
-        external_id=external_id,
-        transcript=transcript,
-        outcome=outcome,
-        raw=record if record is not None else raw,
-        goal=explicit_goal(source, options, path, where),
-        metadata={
-            "model": (last.response or {}).get("model") or last.request.get("model"),
-            "calls": len(calls),
-            "stop_reason": (last.response or {}).get("stop_reason"),
-            "usage": _usage(calls),
-        },
-    )
-    return trajectory(run, path, where, NAME)
 
 
 def _failed_call(call: Call) -> Outcome | None:

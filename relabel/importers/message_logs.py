@@ -46,6 +46,7 @@ from relabel.importers.base import (
     text_of,
     with_id,
 )
+from relabel.importers.traces import mapped_value as field_at
 
 NAME = "messages"
 MAP_KEYS = (
@@ -83,25 +84,13 @@ def roles_of(mapping: dict[str, str]) -> Roles:
     return Roles(overrides=overrides, name_field=mapping.get("name", "name"))
 
 
-def lookup(record: dict[str, Any], dotted: str) -> tuple[bool, Any]:
-    value: Any = record
-    for part in dotted.split("."):
-        if isinstance(value, dict) and part in value:
-            value = value[part]
-        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
-            value = value[int(part)]
-        else:
-            return False, None
-    return True, value
-
-
-def mapped_value(
+def mapped_field(
     record: dict[str, Any], mapping: dict[str, str], key: str, path: Path, locator: str
 ) -> tuple[bool, Any]:
     """(found, value) of the field ``--map key=FIELD`` names; (False, None) when not mapped."""
     if key not in mapping:
         return False, None
-    found, value = lookup(record, mapping[key])
+    found, value = field_at(record, mapping[key])
     if not found:
         raise TrajectoryImportError(
             path, f"missing (mapped by --map {key}=...)", record=locator, field=mapping[key]
@@ -114,7 +103,7 @@ def parse_record(path: Path, locator: str, record: Any, mapping: dict[str, str])
         raise TrajectoryImportError(path, "a record must be a JSON object", record=locator)
 
     def mapped(key: str) -> tuple[bool, Any]:
-        return mapped_value(record, mapping, key, path, locator)
+        return mapped_field(record, mapping, key, path, locator)
 
     has_id, external_id = mapped("id")
     where = with_id(locator, external_id if has_id else None)
@@ -158,7 +147,7 @@ def _messages(
 ) -> tuple[str, list[Any]]:
     if "messages" in mapping:
         name = mapping["messages"]
-        found, value = lookup(record, name)
+        found, value = field_at(record, name)
         if not found:
             raise TrajectoryImportError(
                 path, "missing (mapped by --map messages=...)", record=where, field=name
@@ -180,7 +169,7 @@ def _messages(
 
 def _agents(record: dict[str, Any], mapping: dict[str, str]) -> set[str]:
     """The agents of a multi-agent run: the names that have a system prompt (Who&When)."""
-    prompts = lookup(record, mapping.get("system_prompt", "system_prompt"))[1]
+    prompts = field_at(record, mapping.get("system_prompt", "system_prompt"))[1]
     return set(prompts) if isinstance(prompts, dict) else set()
 
 
@@ -234,7 +223,7 @@ def _outcome(
 ) -> tuple[bool | None, float | None, str]:
     if "success" in mapping:
         name = mapping["success"]
-        found, value = lookup(record, name)
+        found, value = field_at(record, name)
         if not found:
             raise TrajectoryImportError(
                 path, "missing (mapped by --map success=...)", record=where, field=name
@@ -252,7 +241,7 @@ def _outcome(
 
 def _system_prompt(record: dict[str, Any], mapping: dict[str, str], from_messages: str) -> str:
     if "system_prompt" in mapping:
-        value = lookup(record, mapping["system_prompt"])[1]
+        value = field_at(record, mapping["system_prompt"])[1]
     else:
         value = from_messages or record.get("system") or record.get("system_prompt")
     if isinstance(value, dict):  # one prompt per agent of a multi-agent run
@@ -261,7 +250,7 @@ def _system_prompt(record: dict[str, Any], mapping: dict[str, str], from_message
 
 
 def _tools(record: dict[str, Any], mapping: dict[str, str]) -> list[dict[str, Any]]:
-    value = lookup(record, mapping.get("tools", "tools"))[1]
+    value = field_at(record, mapping.get("tools", "tools"))[1]
     if isinstance(value, str):
         try:
             value = json.loads(value)

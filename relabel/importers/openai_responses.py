@@ -28,13 +28,7 @@ from relabel.importers.recordings import Call
 from relabel.importers.traces import (
     MAP_KEYS,
     Outcome,
-    TraceRun,
     Transcript,
-    decide,
-    explicit_goal,
-    explicit_outcome,
-    signal_outcome,
-    trajectory,
 )
 
 NAME = "openai-responses"
@@ -143,27 +137,15 @@ def _parse_conversation(
         transcript.tools = transcript.tools or openai_tools(request.get("tools"))
         transcript.exchange(_inputs(request), response.get("output") or [], "")
     last = calls[-1]
-    source = record if record is not None else {**last.request, "response": last.response}
-    outcome = decide(
-        explicit_outcome([source], options, path, where),
+    recorded = recordings.Recorded(path, external_id, where, record, calls, options)
+    return recordings.recorded_trajectory(
+        recorded,
+        transcript,
         _failed_call(last),
-        signal_outcome([], transcript),
+        NAME,
+        status=(last.response or {}).get("status"),
+        response_ids=[c.response.get("id") for c in calls if c.response],
     )
-    raw = [{"request": c.request, "response": c.response} for c in calls]
-    run = TraceRun(
-        external_id=external_id,
-        transcript=transcript,
-        outcome=outcome,
-        raw=record if record is not None else raw,
-        goal=explicit_goal(source, options, path, where),
-        metadata={
-            "model": (last.response or {}).get("model") or last.request.get("model"),
-            "calls": len(calls),
-            "status": (last.response or {}).get("status"),
-            "response_ids": [c.response.get("id") for c in calls if c.response],
-        },
-    )
-    return trajectory(run, path, where, NAME)
 
 
 def _failed_call(call: Call) -> Outcome | None:

@@ -17,7 +17,24 @@ from typing import Any
 
 import yaml
 
-from relabel.importers.base import TrajectoryImportError, load_json, read_records
+from relabel.importers.base import (
+    ImportOptions,
+    Parsed,
+    Skipped,
+    TrajectoryImportError,
+    load_json,
+    read_records,
+)
+from relabel.importers.traces import (
+    Outcome,
+    TraceRun,
+    Transcript,
+    decide,
+    explicit_goal,
+    explicit_outcome,
+    signal_outcome,
+    trajectory,
+)
 
 YAML_SUFFIXES = (".yaml", ".yml")
 
@@ -142,3 +159,45 @@ def first_message_key(messages: Any) -> str:
     """How a conversation starts: its first message, as canonical JSON."""
     first = messages[0] if isinstance(messages, list) and messages else messages
     return json.dumps(first, sort_keys=True, ensure_ascii=False, default=str)
+
+
+def recorded_trajectory(
+    recorded: Recorded, transcript: Transcript, failed: Outcome | None, name: str, **extra: Any
+) -> Parsed | Skipped:
+    """One recorded conversation (its calls, pieced into ``transcript``) as a trajectory: its
+    outcome from --map first, then ``failed`` (the last call's own failure), then the signals;
+    ``extra`` joins the metadata."""
+    calls, record, where, path = recorded.calls, recorded.record, recorded.where, recorded.path
+    last = calls[-1]
+    # What --map reads: the record itself, or a recording's last call.
+    source = record if record is not None else {**last.request, "response": last.response}
+    options = recorded.options
+    outcome = decide(
+        explicit_outcome([source], options, path, where), failed, signal_outcome([], transcript)
+    )
+    raw = [{"request": c.request, "response": c.response} for c in calls]
+    run = TraceRun(
+        external_id=recorded.external_id,
+        transcript=transcript,
+        outcome=outcome,
+        raw=record if record is not None else raw,
+        goal=explicit_goal(source, options, path, where),
+        metadata={
+            "model": (last.response or {}).get("model") or last.request.get("model"),
+            "calls": len(calls),
+            **extra,
+        },
+    )
+    return trajectory(run, path, where, name)
+
+
+@dataclass
+class Recorded:
+    """The calls of one conversation as a file recorded them, and where they came from."""
+
+    path: Path
+    external_id: str
+    where: str
+    record: Any
+    calls: list[Call]
+    options: ImportOptions
