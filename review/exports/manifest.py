@@ -1,13 +1,19 @@
 """``manifest.json``: what an export holds and where it came from.
 
-Counts per file and in total, the filters, the run's frozen configuration, the precision
-estimate of the exported set with its interval, the sha256 of every file, when and by whom.
+Counts per file and in total, the rows each file left out and why, the length of its rows in
+estimated tokens (median and max, per source format), the filters, the run's frozen
+configuration, the precision estimate of the exported set with its interval, the sha256 of every
+file, when and by whom.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import statistics
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +24,58 @@ from review.exports.options import ExportOptions
 
 FILE = "manifest.json"
 logger = logging.getLogger("agenther.exports")
+TOKEN_ESTIMATE = (
+    "relabel.tokens offline estimate of the chat-template rendered row (messages, tool calls, "
+    "tool schemas, 4 tokens of markup per message); it errs on the high side of BPE tokenizers"
+)
+
+
+@dataclass(frozen=True)
+class LeftOut:
+    """A row a format cannot hold, and why: counted in the manifest, never silently lost."""
+
+    reason: str
+
+
+class Rows:
+    """A file's rows on their way to disk, with what the manifest says about them: the rows left
+    out (by reason) and the estimated length of every row written (by source format)."""
+
+    def __init__(
+        self, results: Iterable[dict[str, Any] | LeftOut], measure: Callable[[dict], int]
+    ) -> None:
+        self._results = results
+        self._measure = measure
+        self.left_out: Counter[str] = Counter()
+        self.tokens: defaultdict[str, list[int]] = defaultdict(list)
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        for result in self._results:
+            if isinstance(result, LeftOut):
+                self.left_out[result.reason] += 1
+                continue
+            source = (result.get("metadata") or {}).get("source_format") or "unknown"
+            self.tokens[source].append(self._measure(result))
+            yield result
+
+    def figures(self) -> dict[str, Any]:
+        every = [n for lengths in self.tokens.values() for n in lengths]
+        by_source = {name: length_figures(v) for name, v in sorted(self.tokens.items())}
+        return {
+            "left_out": dict(self.left_out),
+            "tokens": {**length_figures(every), "by_source_format": by_source},
+        }
+
+
+def length_figures(lengths: list[int]) -> dict[str, Any]:
+    if not lengths:
+        return {"rows": 0, "median": None, "max": None}
+    return {"rows": len(lengths), "median": statistics.median(lengths), "max": max(lengths)}
+
+
+def figures_of(records: Iterable[Any]) -> dict[str, Any]:
+    """The figures of a written file's rows (none for a file that is not training rows)."""
+    return records.figures() if isinstance(records, Rows) else {}
 
 
 def sha256_of(path: Path) -> str:
@@ -62,6 +120,10 @@ def run_summary(run: Run) -> dict[str, Any]:
     }
 
 
+def _file_entry(written: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in written.items() if k not in ("left_out", "tokens")}
+
+
 def build(
     run: Run,
     options: ExportOptions,
@@ -70,11 +132,15 @@ def build(
     created_by: str | None,
 ) -> dict[str, Any]:
     data_files = [f for f in files if f.get("rows") is not None]
+    figures = {f["name"]: f for f in data_files if "tokens" in f}
     return {
         "format": options.format,
         "total_rows": sum(f["rows"] for f in data_files),
         "counts": {f["name"]: f["rows"] for f in data_files},
-        "files": files,
+        "left_out": {name: f["left_out"] for name, f in figures.items()},
+        "row_tokens": {name: f["tokens"] for name, f in figures.items()},
+        "row_tokens_method": TOKEN_ESTIMATE,
+        "files": [_file_entry(f) for f in files],
         "filters": options.as_filters(),
         "run": run_summary(run),
         "precision": precision_estimate(run),
