@@ -197,15 +197,20 @@ def trajectory_messages(trajectory: Trajectory, goal: str | None = None, **kwarg
     return trajectory_chat(trajectory, goal, **kwargs).messages
 
 
-def message_tokens(messages: list[dict[str, Any]], tools: list[Any] | None = None) -> int:
-    """Estimated tokens of the messages (and tool schemas) as a chat template renders them.
-
-    The offline estimate of relabel.tokens (it errs on the high side of real BPE tokenizers),
-    plus a few tokens of markup per message.
-    """
-    total = estimate_tokens(json.dumps(tools, ensure_ascii=False)) if tools else 0
+def message_texts(
+    messages: list[dict[str, Any]], tools: list[Any] | None = None
+) -> tuple[list[str], int]:
+    """(the texts a chat template renders of these messages and tool schemas, the number of
+    messages): what an export's row lengths are estimated from."""
+    texts = [json.dumps(tools, ensure_ascii=False)] if tools else []
     for message in messages:
-        total += TOKENS_PER_MESSAGE + estimate_tokens(message.get("content") or "")
-        if message.get("tool_calls"):
-            total += estimate_tokens(json.dumps(message["tool_calls"], ensure_ascii=False))
-    return total
+        texts.append(message.get("content") or "")
+        for call in message.get("tool_calls") or []:
+            texts += [call["function"]["name"], call["function"]["arguments"]]
+    return texts, len(messages)
+
+
+def estimated_tokens(texts: list[str], messages: int) -> int:
+    """The offline estimate of relabel.tokens (it errs on the high side of real BPE
+    tokenizers) of the texts, plus a few tokens of template markup per message."""
+    return TOKENS_PER_MESSAGE * messages + sum(estimate_tokens(text) for text in texts)

@@ -26,7 +26,7 @@ from typing import Any
 
 from django.db.models import Count, Q, QuerySet
 
-from relabel.chat import GOAL_SYSTEM_PROMPT, Chat, message_tokens, trajectory_chat
+from relabel.chat import GOAL_SYSTEM_PROMPT, Chat, message_texts, trajectory_chat
 from relabel.models import Candidate, Run, RunItem
 from review.exports import rows, sft
 from review.exports.manifest import LeftOut, Rows
@@ -40,7 +40,7 @@ NOT_THE_AGENTS_GOAL = (
     "the original goal was a simulated user's hidden instruction, never the agent's: "
     "no goal to pair against"
 )
-NO_SHARED_PROMPT = "the two runs share no prompt (no system prompt, different first user turns)"
+NO_SHARED_PROMPT = "the two runs were not given the same prompt (system prompt, first user turn)"
 DIFFERENT_TOOLS = "the two runs were offered different tools"
 SAME_TURNS = "the two runs took the same turns"
 
@@ -165,19 +165,19 @@ def _add_success(item: RunItem, successes: list[RunItem]) -> bool:
     return False
 
 
-def row_tokens(row: dict[str, Any]) -> int:
-    """The longer of the two sequences a trainer sees: prompt + chosen, prompt + rejected."""
+def row_texts(row: dict[str, Any]) -> tuple[list[str], int]:
+    """The longer (in characters) of the two sequences a trainer sees: prompt + chosen, prompt +
+    rejected."""
     prompt = row.get("prompt", [])
-    return max(
-        message_tokens(prompt + row["chosen"], row["tools"]),
-        message_tokens(prompt + row["rejected"], row["tools"]),
-    )
+    sides = [message_texts(prompt + row[side], row["tools"]) for side in ("chosen", "rejected")]
+    return max(sides, key=lambda side: sum(len(text) for text in side[0]))
 
 
 def files(run: Run, options: ExportOptions) -> list[rows.FileSpec]:
     candidates = rows.exported_candidates(run, options)
     hindsight = (hindsight_row(c, options) for c in rows.iter_candidates(candidates))
+    n_candidates, n_shared = candidates.count(), shared_prompt_count(run)
     return [
-        (HINDSIGHT_FILE, candidates.count(), Rows(hindsight, row_tokens)),
-        (SHARED_FILE, shared_prompt_count(run), Rows(shared_prompt_rows(run, options), row_tokens)),
+        (HINDSIGHT_FILE, n_candidates, Rows(hindsight, row_texts, n_candidates)),
+        (SHARED_FILE, n_shared, Rows(shared_prompt_rows(run, options), row_texts, n_shared)),
     ]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import statistics
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator
@@ -19,15 +20,23 @@ from typing import Any
 
 from django.utils import timezone
 
+from relabel.chat import estimated_tokens
 from relabel.models import Run
 from review.exports.options import ExportOptions
 
 FILE = "manifest.json"
 logger = logging.getLogger("agenther.exports")
 TOKEN_ESTIMATE = (
-    "relabel.tokens offline estimate of the chat-template rendered row (messages, tool calls, "
-    "tool schemas, 4 tokens of markup per message); it errs on the high side of BPE tokenizers"
+    "relabel.tokens offline estimate of the row as a chat template renders it (contents, tool "
+    "calls, tool schemas, 4 tokens of markup per message); it errs on the high side of BPE "
+    "tokenizers. Every row is measured in a file of up to 10,000 rows; in a larger one, one row "
+    "in ceil(rows / 10,000) and every row longer in characters than all measured before it"
 )
+# Estimating tokens costs more than writing the row: past this many rows a file measures a sample
+# (and every row that sets a new length record, so the longest rows are always among them).
+MEASURED_ROWS = 10_000
+
+RowTexts = Callable[[dict[str, Any]], tuple[list[str], int]]
 
 
 @dataclass(frozen=True)
@@ -39,14 +48,21 @@ class LeftOut:
 
 class Rows:
     """A file's rows on their way to disk, with what the manifest says about them: the rows left
-    out (by reason) and the estimated length of every row written (by source format)."""
+    out (by reason) and the estimated length of the rows written (by source format).
+
+    ``texts`` gives a row's rendered texts and its number of messages; ``expected`` is about how
+    many rows will come (it sets the sampling step of a large file).
+    """
 
     def __init__(
-        self, results: Iterable[dict[str, Any] | LeftOut], measure: Callable[[dict], int]
+        self, results: Iterable[dict[str, Any] | LeftOut], texts: RowTexts, expected: int
     ) -> None:
         self._results = results
-        self._measure = measure
+        self._texts = texts
+        self._step = max(1, math.ceil(expected / MEASURED_ROWS))
+        self._longest = -1
         self.left_out: Counter[str] = Counter()
+        self.written: Counter[str] = Counter()
         self.tokens: defaultdict[str, list[int]] = defaultdict(list)
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
@@ -54,23 +70,44 @@ class Rows:
             if isinstance(result, LeftOut):
                 self.left_out[result.reason] += 1
                 continue
-            source = (result.get("metadata") or {}).get("source_format") or "unknown"
-            self.tokens[source].append(self._measure(result))
+            self._measure(result)
             yield result
+
+    def _measure(self, row: dict[str, Any]) -> None:
+        source = (row.get("metadata") or {}).get("source_format") or "unknown"
+        nth = sum(self.written.values())
+        self.written[source] += 1
+        texts, messages = self._texts(row)
+        chars = sum(len(text) for text in texts)
+        if nth % self._step and chars <= self._longest:
+            return
+        self._longest = max(self._longest, chars)
+        self.tokens[source].append(estimated_tokens(texts, messages))
 
     def figures(self) -> dict[str, Any]:
         every = [n for lengths in self.tokens.values() for n in lengths]
-        by_source = {name: length_figures(v) for name, v in sorted(self.tokens.items())}
+        by_source = {
+            name: length_figures(self.written[name], self.tokens[name])
+            for name in sorted(self.written)
+        }
         return {
             "left_out": dict(self.left_out),
-            "tokens": {**length_figures(every), "by_source_format": by_source},
+            "tokens": {
+                **length_figures(sum(self.written.values()), every),
+                "by_source_format": by_source,
+            },
         }
 
 
-def length_figures(lengths: list[int]) -> dict[str, Any]:
+def length_figures(rows: int, lengths: list[int]) -> dict[str, Any]:
     if not lengths:
-        return {"rows": 0, "median": None, "max": None}
-    return {"rows": len(lengths), "median": statistics.median(lengths), "max": max(lengths)}
+        return {"rows": rows, "measured": 0, "median": None, "max": None}
+    return {
+        "rows": rows,
+        "measured": len(lengths),
+        "median": statistics.median(lengths),
+        "max": max(lengths),
+    }
 
 
 def figures_of(records: Iterable[Any]) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from relabel.chat import Chat, message_tokens, trajectory_chat
+from relabel.chat import Chat, message_texts, trajectory_chat
 from relabel.models import Candidate, Run, RunItem
 from review.exports import rows
 from review.exports.manifest import LeftOut, Rows
@@ -76,8 +76,8 @@ def success_row(item: RunItem, options: ExportOptions) -> dict | LeftOut:
     )
 
 
-def row_tokens(row: dict[str, Any]) -> int:
-    return message_tokens(row["messages"], row["tools"])
+def row_texts(row: dict[str, Any]) -> tuple[list[str], int]:
+    return message_texts(row["messages"], row["tools"])
 
 
 def files(run: Run, options: ExportOptions) -> list[rows.FileSpec]:
@@ -89,4 +89,4 @@ def files(run: Run, options: ExportOptions) -> list[rows.FileSpec]:
         candidate_row=candidate_row,
         success_row=success_row,
     )
-    return [(name, expected, Rows(results, row_tokens)) for name, expected, results in specs]
+    return [(name, n, Rows(results, row_texts, n)) for name, n, results in specs]

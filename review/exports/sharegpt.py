@@ -20,9 +20,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from relabel.chat import TOKENS_PER_MESSAGE, Chat
+from relabel.chat import Chat
 from relabel.models import Candidate, Run, RunItem
-from relabel.tokens import estimate_tokens
 from review.exports import rows, sft
 from review.exports.manifest import LeftOut, Rows
 from review.exports.options import ExportOptions
@@ -128,10 +127,9 @@ def success_row(item: RunItem, options: ExportOptions) -> dict[str, Any] | LeftO
     )
 
 
-def row_tokens(row: dict[str, Any]) -> int:
+def row_texts(row: dict[str, Any]) -> tuple[list[str], int]:
     texts = [row["system"], row["tools"], *(t["value"] for t in row["conversations"])]
-    markup = TOKENS_PER_MESSAGE * (len(row["conversations"]) + 1)
-    return markup + sum(estimate_tokens(text) for text in texts)
+    return texts, len(row["conversations"]) + 1
 
 
 def dataset_entry(file_name: str) -> dict[str, Any]:
@@ -166,4 +164,4 @@ def files(run: Run, options: ExportOptions) -> list[rows.FileSpec]:
         candidate_row=candidate_row,
         success_row=success_row,
     )
-    return [(name, expected, Rows(results, row_tokens)) for name, expected, results in specs]
+    return [(name, n, Rows(results, row_texts, n)) for name, n, results in specs]
