@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/agenther
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/14
 
-.PHONY: demo test venv lint format worker serve clean
+.PHONY: demo test venv lint format worker serve clean consumers
 
 venv: $(STAMP)
 
@@ -27,7 +27,22 @@ serve: venv
 worker: venv
 	$(BIN)/celery -A agenther_site worker -l info --concurrency=2
 
-test: venv
+# The training tools the consumer tests drive (tests/consumers): TRL and LLaMA-Factory, each in
+# its own pinned environment outside the app's dependencies, built once and rebuilt only when its
+# requirements change (the stamp, as for the app's venv).
+CONSUMER_PYTHON ?= python3.11
+CONSUMERS := .consumers
+
+consumers: $(CONSUMERS)/trl/.installed-stamp $(CONSUMERS)/llamafactory/.installed-stamp
+
+$(CONSUMERS)/%/.installed-stamp: consumers/%/requirements.txt
+	@command -v $(CONSUMER_PYTHON) >/dev/null || { echo "$(CONSUMER_PYTHON) not found: install Python 3.11 (pyenv install 3.11)"; exit 1; }
+	rm -rf $(CONSUMERS)/$*
+	$(CONSUMER_PYTHON) -m venv $(CONSUMERS)/$*
+	$(CONSUMERS)/$*/bin/pip install --quiet --no-deps -r $<
+	@touch $@
+
+test: venv consumers
 	$(BIN)/ruff check .
 	DATABASE_URL=$(TEST_DATABASE_URL) AGENTHER_TEST_REDIS_URL=$(TEST_REDIS_URL) \
 		$(BIN)/pytest $(PYTEST_ARGS)
