@@ -3,16 +3,16 @@ then trains one step with them as ``llamafactory-cli train`` does (``run_exp``).
 
 usage: python consumers/llamafactory_load.py JOBS.json RESULTS.json
 
-JOBS.json: ``{"config": README's YAML, "jobs": [{"export", "dataset"}], "work": dir}``. Each job
-reads the export folder's ``dataset_info.json`` through LLaMA-Factory's data pipeline (its
+JOBS.json: ``{"config": README's YAML, "jobs": [{"export", "dataset", "train"}], "work": dir}``.
+Each job reads the export folder's ``dataset_info.json`` through LLaMA-Factory's data pipeline (its
 sharegpt converter, which skips rows that break its position rules with only a warning, then its
 template and tokenization), with the README's configuration as written except what names this
 machine: the model (a tiny model and tokenizer built from the exports, consumers/tiny.py), the
 export folder, the dataset and the output directory.
 
 RESULTS.json, one entry per job: rows written, rows LLaMA-Factory kept, whether a row with tool
-schemas has them rendered (its template puts them in the system turn), and the loss of the one
-training step.
+schemas has them rendered (its template puts them in the system turn), and for a job with
+``train`` the loss of its one training step (a step on long rows costs seconds on CPU).
 
 Runs inside the LLaMA-Factory consumer environment (consumers/llamafactory/requirements.txt).
 """
@@ -70,7 +70,7 @@ def tools_rendered(train_dataset: Any, tokenizer: Any, rows: list[dict]) -> bool
     return all(name in text for name in names)
 
 
-def load(config: str, export: Path, dataset: str, work: Path) -> dict[str, Any]:
+def load(config: str, export: Path, dataset: str, work: Path, train: bool) -> dict[str, Any]:
     from llamafactory.data import get_dataset, get_template_and_fix_tokenizer
     from llamafactory.hparams import get_train_args
     from llamafactory.model import load_tokenizer
@@ -91,7 +91,7 @@ def load(config: str, export: Path, dataset: str, work: Path) -> dict[str, Any]:
         "status": "loaded",
         "rows_kept": len(data["train_dataset"]),
         "tools_rendered": tools_rendered(data["train_dataset"], module["tokenizer"], rows),
-        "train_loss": train_one_step(config, export, dataset, work),
+        "train_loss": train_one_step(config, export, dataset, work) if train else None,
     }
 
 
@@ -111,7 +111,8 @@ def main(jobs_path: str, results_path: str) -> None:
     tiny.build(exports, work / "tiny")
     results = []
     for job in spec["jobs"]:
-        results.append(load(spec["config"], Path(job["export"]), job["dataset"], work))
+        export, train = Path(job["export"]), bool(job.get("train"))
+        results.append(load(spec["config"], export, job["dataset"], work, train))
         Path(results_path).write_text(json.dumps(results, indent=2))
 
 
