@@ -1,10 +1,10 @@
 """A tiny tokenizer and model, built here from the export's own text: nothing is downloaded.
 
-The tokenizer is a ``tokenizers`` WordLevel model trained on every string of the exported files,
-with ChatML special tokens and a chat template that renders tool schemas, assistant tool calls
-and tool results (Qwen2.5's layout, with ``{% generation %}`` marks around what the assistant
-says, so TRL's ``assistant_only_loss`` works too). The model is a Llama of one layer with random
-weights: enough for the training tools to tokenize, batch, run a step and compute a loss.
+The tokenizer is a ``tokenizers`` WordLevel model of whitespace-separated words (few tokens per
+row, so a training step on a 10k-token agent row stays cheap on CPU) trained on the exported
+files' strings, with ChatML special tokens and a chat template that renders tool schemas,
+assistant tool calls and tool results (Qwen2.5's layout). The model is a Llama of one layer with
+random weights: enough for the training tools to tokenize, batch, run a step and compute a loss.
 
 Runs inside a consumer environment (consumers/*/requirements.txt), never in the app's.
 """
@@ -94,7 +94,7 @@ def build_tokenizer(folders: list[Path], out: Path) -> Any:
     from transformers import PreTrainedTokenizerFast
 
     core = Tokenizer(models.WordLevel(unk_token="<unk>"))
-    core.pre_tokenizer = pre_tokenizers.Whitespace()
+    core.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
     trainer = trainers.WordLevelTrainer(vocab_size=VOCAB_SIZE, special_tokens=SPECIAL_TOKENS)
     core.train_from_iterator(export_texts(folders), trainer=trainer)
     tokenizer = PreTrainedTokenizerFast(
