@@ -157,7 +157,7 @@ def _system(trajectory: Trajectory, brief: str) -> str:
 
 
 def _add_final_answer(chat: Chat, answer: str) -> None:
-    last = chat.messages[-1]
+    last = chat.messages[-1] if chat.messages else {}
     if answer and not (chat.has_answer_turn and last["content"] == answer):
         chat.add({"role": "assistant", "content": answer})
 

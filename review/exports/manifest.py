@@ -61,6 +61,7 @@ class Rows:
         self._texts = texts
         self._step = max(1, math.ceil(expected / MEASURED_ROWS))
         self._longest = -1
+        self._written = 0
         self.left_out: Counter[str] = Counter()
         self.written: Counter[str] = Counter()
         self.tokens: defaultdict[str, list[int]] = defaultdict(list)
@@ -75,11 +76,11 @@ class Rows:
 
     def _measure(self, row: dict[str, Any]) -> None:
         source = (row.get("metadata") or {}).get("source_format") or "unknown"
-        nth = sum(self.written.values())
         self.written[source] += 1
+        self._written += 1
         texts, messages = self._texts(row)
         chars = sum(len(text) for text in texts)
-        if nth % self._step and chars <= self._longest:
+        if (self._written - 1) % self._step and chars <= self._longest:
             return
         self._longest = max(self._longest, chars)
         self.tokens[source].append(estimated_tokens(texts, messages))
