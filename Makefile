@@ -12,7 +12,7 @@ TEST_REDIS_URL ?= redis://127.0.0.1:6379/14
 TEST_ENV := SECRET_KEY=insecure-key-for-tests-only AGENTHER_PLAIN_HTTP=1 \
 	DATABASE_URL=$(TEST_DATABASE_URL) AGENTHER_TEST_REDIS_URL=$(TEST_REDIS_URL)
 
-.PHONY: demo test venv services lint format web migrate worker serve clean
+.PHONY: demo test venv services lint format web migrate worker serve clean consumers
 
 venv: $(STAMP)
 
@@ -44,7 +44,22 @@ worker: venv
 services:
 	@bin/ensure-services "$(TEST_DATABASE_URL)" "$(TEST_REDIS_URL)"
 
-test: venv services
+# The training tools the consumer tests drive (tests/consumers): TRL and LLaMA-Factory, each in
+# its own pinned environment outside the app's dependencies, built once and rebuilt only when its
+# requirements change (the stamp, as for the app's venv).
+CONSUMER_PYTHON ?= python3.11
+CONSUMERS := .consumers
+
+consumers: $(CONSUMERS)/trl/.installed-stamp $(CONSUMERS)/llamafactory/.installed-stamp
+
+$(CONSUMERS)/%/.installed-stamp: consumers/%/requirements.txt
+	@command -v $(CONSUMER_PYTHON) >/dev/null || { echo "$(CONSUMER_PYTHON) not found: install Python 3.11 (pyenv install 3.11)"; exit 1; }
+	rm -rf $(CONSUMERS)/$*
+	$(CONSUMER_PYTHON) -m venv $(CONSUMERS)/$*
+	$(CONSUMERS)/$*/bin/pip install --quiet --no-deps -r $<
+	@touch $@
+
+test: venv services consumers
 	$(BIN)/ruff check .
 	$(TEST_ENV) $(BIN)/pytest $(PYTEST_ARGS)
 

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import re
 
-_PIECES = re.compile(r"\w+|[^\w\s]", re.UNICODE)
+# One match per estimated token: every run of up to 4 word characters (a word of n characters
+# counts 1 + (n - 1) // 4) and every punctuation mark. Counting matches keeps the loop in C: exports
+# measure every row they write.
+_TOKENS = re.compile(r"\w{1,4}|[^\w\s]", re.UNICODE)
 TRUNCATION_MARK = "\n[... {omitted} characters omitted ...]\n"
 
 
@@ -18,7 +21,7 @@ def estimate_tokens(text: str) -> int:
     """About one token per 4 characters of a word, one per punctuation mark."""
     if not text:
         return 0
-    return sum(1 + (len(piece) - 1) // 4 for piece in _PIECES.findall(text))
+    return len(_TOKENS.findall(text))
 
 
 def truncate_to_tokens(text: str, max_tokens: int) -> str:

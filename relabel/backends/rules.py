@@ -163,8 +163,17 @@ def last_page(steps: list[Step]) -> tuple[str, str] | None:
     return None
 
 
+# A multi-agent framework's end-of-conversation word (AutoGen's "TERMINATE"): not an answer.
+TERMINATION = re.compile(r"^\W*(terminate|exit)\W*$", re.I)
+
+
 def final_answer(ctx: ItemContext) -> str:
+    """The run's answer; where a multi-agent log ends on a termination word, what an agent last
+    said (the answer the group settled on before stopping)."""
     answer = ctx.trajectory.final_answer.strip()
+    if TERMINATION.match(answer):
+        said = (s.thought.strip() for s in reversed(ctx.steps) if not s.action)
+        answer = next((text for text in said if text and not TERMINATION.match(text)), "")
     return "" if GIVE_UP.search(answer[:300]) else answer
 
 

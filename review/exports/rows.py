@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db.models import Exists, F, OuterRef, Q, QuerySet
-from django.db.models.fields.json import KT
+from django.db.models.fields.json import KT, KeyTextTransform
 
 from relabel.models import Candidate, Run, RunItem, Step, Trajectory
 from review import majority
@@ -52,6 +52,9 @@ STEP_FIELDS = (
 TRAJECTORY_DEFERRED = ("trajectory__raw", "trajectory__metadata")
 # Rows carry their dataset's name; a joined column is cheaper than a Dataset instance per row.
 DATASET_NAME = F("trajectory__dataset__name")
+# The source's own first user message, when it is not the goal (relabel.chat places the goal);
+# one key of the deferred metadata, read in SQL.
+OPENING_MESSAGE = KeyTextTransform("opening_message", "trajectory__metadata")
 
 
 class StepRow:
@@ -119,7 +122,7 @@ def iter_candidates(
     with unresolved consistency findings are left out."""
     qs = (
         qs.select_related("item", "trajectory")
-        .annotate(dataset_name=DATASET_NAME)
+        .annotate(dataset_name=DATASET_NAME, opening_message=OPENING_MESSAGE)
         .defer(*TRAJECTORY_DEFERRED, "attempts", "aggregation", "item__detection", "item__outcome")
     )
 
@@ -148,7 +151,7 @@ def discarded_items(run: Run) -> QuerySet[RunItem]:
 def iter_items(qs: QuerySet[RunItem], *, with_steps: bool = True) -> Iterator[RunItem]:
     qs = (
         qs.select_related("trajectory")
-        .annotate(dataset_name=DATASET_NAME)
+        .annotate(dataset_name=DATASET_NAME, opening_message=OPENING_MESSAGE)
         .defer(*TRAJECTORY_DEFERRED, "detection", "outcome")
     )
 

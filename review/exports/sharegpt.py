@@ -8,6 +8,11 @@ OpenAI-messages conversion and then merge consecutive turns of the same side, so
 A ``function_call`` value is JSON ``{"name", "arguments"}`` (a list of them for parallel calls),
 which is all LLaMA-Factory's function formatter accepts: the assistant's thought beside a tool
 call has no place in that form and is left out (the SFT export keeps it).
+
+Rows end on a gpt answer (the project's rule, DESIGN.md). A run that stopped without one ends on
+the agent's last tool call, which no answer may be invented after: such a row is left out of this
+format and counted in the manifest (its sft row keeps it). LLaMA-Factory itself would accept a
+last function_call turn.
 """
 
 from __future__ import annotations
@@ -15,13 +20,16 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from relabel.chat import Chat
 from relabel.models import Candidate, Run, RunItem
 from review.exports import rows, sft
+from review.exports.manifest import LeftOut, Rows
 from review.exports.options import ExportOptions
 
 FILE = "sharegpt.jsonl"
 SUCCESS_FILE = "sharegpt_successes.jsonl"
 INFO_FILE = "dataset_info.json"
+NO_ANSWER = "the run stopped without a final answer (sharegpt rows must end on gpt)"
 DATASET_NAME = "agenther_hindsight"
 SUCCESS_DATASET_NAME = "agenther_successes"
 
@@ -78,44 +86,50 @@ def conversation(messages: list[dict[str, Any]]) -> tuple[str, list[dict[str, st
             groups[-1].append(turn)
         else:
             groups.append([turn])
-    turns = [_merge(g) for g in groups]
-    if turns and turns[0]["from"] not in USER_SIDE:
-        # Never happens with relabel.chat (it starts with the goal), but an empty human turn
-        # keeps the positions right rather than losing the row.
-        turns.insert(0, {"from": "human", "value": ""})
-    return system, turns
+    return system, [_merge(g) for g in groups]
 
 
 def sharegpt_row(
-    messages: list[dict[str, Any]], tools: list[Any], weight: float, metadata: dict[str, Any]
-) -> dict[str, Any]:
-    system, turns = conversation(messages)
+    chat: Chat, tools: list[Any], weight: float, metadata: dict[str, Any]
+) -> dict[str, Any] | LeftOut:
+    if not chat.has_assistant_turn:
+        return LeftOut(sft.NO_ASSISTANT_TURN)
+    if not chat.has_answer_turn:
+        return LeftOut(NO_ANSWER)
+    system, turns = conversation(chat.messages)
+    if turns[0]["from"] not in USER_SIDE:  # relabel.chat always opens on a user turn
+        return LeftOut("the conversation does not open on a user turn")
     return {
         "conversations": turns,
         "system": system,
         # LLaMA-Factory reads tools as a JSON string; empty means none.
         "tools": json.dumps(tools, ensure_ascii=False) if tools else "",
         "weight": weight,
-        "metadata": metadata,
+        "metadata": {**metadata, "conversation": chat.notes()},
     }
 
 
-def candidate_row(candidate: Candidate, options: ExportOptions) -> dict[str, Any]:
+def candidate_row(candidate: Candidate, options: ExportOptions) -> dict[str, Any] | LeftOut:
     return sharegpt_row(
-        sft.candidate_messages(candidate, options),
+        sft.candidate_chat(candidate, options),
         candidate.trajectory.tools,
         rows.candidate_weight(candidate),
         rows.provenance(candidate),
     )
 
 
-def success_row(item: RunItem, options: ExportOptions) -> dict[str, Any]:
+def success_row(item: RunItem, options: ExportOptions) -> dict[str, Any] | LeftOut:
     return sharegpt_row(
-        sft.success_messages(item, options),
+        sft.success_chat(item, options),
         item.trajectory.tools,
         rows.success_weight(item),
         rows.success_provenance(item),
     )
+
+
+def row_texts(row: dict[str, Any]) -> tuple[list[str], int]:
+    texts = [row["system"], row["tools"], *(t["value"] for t in row["conversations"])]
+    return texts, len(row["conversations"]) + 1
 
 
 def dataset_entry(file_name: str) -> dict[str, Any]:
@@ -143,10 +157,11 @@ def dataset_info(include_successes: bool) -> dict[str, Any]:
 
 def files(run: Run, options: ExportOptions) -> list[rows.FileSpec]:
     """(file name, expected rows, row iterator) for each file of the export."""
-    return rows.candidate_and_success_files(
+    specs = rows.candidate_and_success_files(
         run,
         options,
         names=(FILE, SUCCESS_FILE),
         candidate_row=candidate_row,
         success_row=success_row,
     )
+    return [(name, n, Rows(results, row_texts, n)) for name, n, results in specs]

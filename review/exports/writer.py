@@ -142,7 +142,10 @@ def export_to_directory(
     counter = _Counter(sum(expected for _, expected, _ in plan), progress)
     if progress:
         progress(0, counter.total)
-    written = [write_file(out / name, records, counter.tick) for name, _, records in plan]
+    written = [
+        write_file(out / name, records, counter.tick) | manifest.figures_of(records)
+        for name, _, records in plan
+    ]
     if options.format == "sharegpt":
         info = sharegpt.dataset_info(options.include_successes)
         written.append(write_json(out / sharegpt.INFO_FILE, info))

@@ -30,7 +30,13 @@ def load_with_datasets(path: Path, cache_dir: Path) -> Any:
     return load_dataset("json", data_files=str(path), cache_dir=str(cache_dir), split="train")
 
 
-def check_messages(messages: list[dict[str, Any]]) -> None:
+def check_messages(
+    messages: list[dict[str, Any]], *, answer: bool = True, real: bool = False
+) -> None:
+    """TRL's conversational rules, and the row ends on the agent: on an answer, or (``answer``
+    False) possibly on its last tool call when the run stopped without one. Tool-call arguments
+    are JSON text, except in ``real`` runs, where a model may have written malformed arguments:
+    they are kept as the model wrote them."""
     assert messages, "no messages"
     calls: set[str] = set()
     for m in messages:
@@ -39,21 +45,26 @@ def check_messages(messages: list[dict[str, Any]]) -> None:
         for call in m.get("tool_calls") or []:
             assert call["id"] and call["type"] == "function", call
             assert call["function"]["name"] and isinstance(call["function"]["arguments"], str)
-            json.loads(call["function"]["arguments"])
+            if not real:
+                json.loads(call["function"]["arguments"])
             calls.add(call["id"])
         if m["role"] == "tool":
             assert m["tool_call_id"] in calls, f"tool message answers no call: {m}"
     assert any(m["role"] == "user" for m in messages)
-    assert messages[-1]["role"] == "assistant" and not messages[-1].get("tool_calls")
+    assert messages[-1]["role"] == "assistant"
+    assert not answer or not messages[-1].get("tool_calls")
 
 
-def check_preference(row: dict[str, Any]) -> None:
+def check_preference(row: dict[str, Any], *, answer: bool = True, real: bool = False) -> None:
     prompt = row.get("prompt", [])
     if "prompt" in row:
-        assert prompt and prompt[-1]["role"] in ("user", "assistant"), "TRL needs such a prompt"
-    check_messages(prompt + row["chosen"])
-    check_messages(prompt + row["rejected"])
+        # TRL wants a prompt it can render: a shared user turn, or the system prompt alone when
+        # the runs' first user turns differ (a simulated user's).
+        assert prompt and prompt[-1]["role"] in ("user", "assistant", "system"), prompt
+    check_messages(prompt + row["chosen"], answer=answer, real=real)
+    check_messages(prompt + row["rejected"], answer=answer, real=real)
     assert row["chosen"] != row["rejected"]
+    assert isinstance(row["tools"], list)
 
 
 def check_sharegpt(row: dict[str, Any]) -> None:

@@ -97,7 +97,13 @@ def reviewed_run(db) -> ReviewedRun:
         confidence=0.7,
         severity=0.0,
     )
-    success_traj = make_trajectory(dataset, success=True, external_id="t-success")
+    success_traj = make_trajectory(
+        dataset,
+        success=True,
+        system_prompt="You are a procurement agent.",
+        tools=TOOLS,
+        external_id="t-success",
+    )
     success = RunItem.objects.create(
         run=run, trajectory=success_traj, status=RunItem.Status.SUCCESS, is_failure=False
     )

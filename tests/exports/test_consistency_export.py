@@ -100,7 +100,7 @@ def test_tool_calls_arguments_and_observations_are_byte_identical_to_the_export_
     rewritten, plain = sample_runs["rewrite"]["rows"], sample_runs["off"]["rows"]
     assert any(r["metadata"]["rewritten_steps"] for r in rewritten.values())
     for trajectory, row in rewritten.items():
-        check_messages(row["messages"])
+        check_messages(row["messages"], answer=False)  # a run may stop on a tool call
         assert len(row["messages"]) == len(plain[trajectory]["messages"])
         assert environment_of(row["messages"]) == environment_of(plain[trajectory]["messages"])
         assert environment_of(row["messages"])  # each has something recorded to compare

@@ -18,7 +18,7 @@ from tests.exports.checks import (
     load_with_datasets,
     read_jsonl,
 )
-from tests.exports.conftest import EDITED_GOAL, LONG_OBSERVATION
+from tests.exports.conftest import EDITED_GOAL, LONG_OBSERVATION, TOOLS
 
 
 def export(reviewed_run, out: Path, fmt: str, **filters) -> dict:
@@ -66,7 +66,14 @@ def test_sft_holds_the_approved_candidates_under_their_exported_goal(reviewed_ru
         "rewritten_steps": [],
         "final_answer_rewritten": False,
         "consistency": {"policy": None, "flagged": False, "findings": []},
+        "conversation": {
+            "goal_placement": "first_user_turn",
+            "ended_without_answer": False,
+            "control_tokens": [],
+            "dropped_turns": [],
+        },
     }
+    assert auto["tools"] == TOOLS and edited["tools"] == []
 
 
 def test_sft_loads_with_datasets_and_keeps_weight_and_metadata(reviewed_run, tmp_path):
@@ -85,7 +92,7 @@ def test_successes_are_a_separate_file_under_their_original_goal(reviewed_run, t
     export(reviewed_run, tmp_path, "sft", include_successes=True)
     (row,) = read_jsonl(tmp_path / "sft_successes.jsonl")
     check_messages(row["messages"])
-    assert row["messages"][0]["content"] == reviewed_run.success.trajectory.goal
+    assert row["messages"][1]["content"] == reviewed_run.success.trajectory.goal
     assert row["metadata"]["kind"] == "success"
     assert "t-success" not in by_trajectory(read_jsonl(tmp_path / "sft.jsonl"))
 

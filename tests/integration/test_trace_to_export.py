@@ -36,10 +36,11 @@ def sft_rows(run_id: int, out: Path, *extra: str) -> dict[str, list[dict]]:
 
 
 def tool_turns(messages: list[dict]) -> list[tuple[str, str, str]]:
-    """(agent name, tool called, what came back) for each tool call, answers matched by id."""
+    """(agent name, tool called, what came back) for each tool call, answers matched by id (None
+    where nothing came back in the row)."""
     answers = {m["tool_call_id"]: m["content"] for m in messages if m["role"] == "tool"}
     return [
-        (m.get("name", ""), call["function"]["name"], answers[call["id"]])
+        (m.get("name", ""), call["function"]["name"], answers.get(call["id"]))
         for m in messages
         if m["role"] == "assistant"
         for call in m.get("tool_calls", [])
@@ -72,13 +73,13 @@ def test_a_multi_agent_otel_trace_is_reviewed_and_exported_with_tool_calls_and_n
             "search_flights",
             "TP1234 departs 08:05, direct, 342 EUR; SK1801 departs 11:40, one stop, 255 EUR",
         ),
-        (
-            "booking_agent",
-            "book_flight",
-            "[error] Fare held for 20 minutes: TP1234 LIS-OSL 12 May, 342 EUR\n"
-            "execute_tool book_flight: payment declined by the card issuer",
-        ),
+        # The run stopped on this call: the row ends on the agent's last turn, and the error that
+        # came back, which no agent ever answered, is dropped and noted (nothing after it).
+        ("booking_agent", "book_flight", None),
     ]
+    assert row["metadata"]["conversation"]["ended_without_answer"] is True
+    (dropped,) = row["metadata"]["conversation"]["dropped_turns"]
+    assert dropped["role"] == "tool"
     booking = next(m for m in messages if m.get("name") == "booking_agent")
     arguments = json.loads(booking["tool_calls"][0]["function"]["arguments"])
     assert arguments == {"flight": "TP1234", "passengers": 1}
