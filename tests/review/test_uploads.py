@@ -23,7 +23,13 @@ def uploads(settings, tmp_path):
 
 
 def upload(client, name: str, content: bytes, capture, **fields) -> ImportJob:
-    data = {"file": SimpleUploadedFile(name, content), "dataset": "up", "format": "auto", **fields}
+    fields = {
+        "file": SimpleUploadedFile(name, content),
+        "dataset": "up",
+        "format": "auto",
+        **fields,
+    }
+    data = {f"upload-{key}": value for key, value in fields.items()}  # the form's prefix
     with capture(execute=True):
         response = client.post(reverse("upload"), data)
     assert response.status_code == 302
@@ -110,13 +116,15 @@ def test_a_message_log_uploads_with_its_field_mapping(
 
 def test_a_bad_mapping_is_refused_before_anything_is_saved(admin_client_, uploads):
     data = {
-        "file": SimpleUploadedFile("log.jsonl", b"{}\n"),
-        "dataset": "up",
-        "format": "messages",
-        "mapping": "question",
+        "upload-file": SimpleUploadedFile("log.jsonl", b"{}\n"),
+        "upload-dataset": "up",
+        "upload-format": "messages",
+        "upload-mapping": "question",
     }
-    response = admin_client_.post(reverse("upload"), data, follow=True)
+    response = admin_client_.post(reverse("upload"), data)
+    assert response.status_code == 400  # the page again, with what was typed
     assert "Upload refused: mapping:" in response.content.decode()
+    assert 'value="question"' in response.content.decode()
     assert "is not KEY=FIELD" in response.content.decode()
     assert not ImportJob.objects.exists()
 
