@@ -10,6 +10,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from django.db import connections
@@ -61,7 +62,7 @@ def log_in(page: Page, username: str, then: str = "/review/") -> None:
     page.fill("#id_username", username)
     page.fill("#id_password", PASSWORD)
     page.keyboard.press("Enter")
-    page.wait_for_url(f"**{then}")
+    page.wait_for_url(lambda url: urlsplit(url).path == then)
     if then == "/review/":
         expect(page.locator("#review")).to_be_visible()
 

@@ -130,7 +130,7 @@ def test_the_bundled_sample_is_reviewed_to_the_end_by_keyboard(page):
             page.keyboard.press("r")
             page.keyboard.press("3")
         expect(page.locator(".queue-progress")).to_contain_text(f"{n} done today")
-    expect(page.get_by_text("Nothing left for you")).to_be_visible()
+    expect(page.locator("#item-heading")).to_have_text("Nothing left for you in the queue")
     assert page.problems == []
     assert not ReviewTask.objects.filter(done_at__isnull=True).exists()
     assert Verdict.objects.count() == tasks
