@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from django.db import connections
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -31,30 +31,36 @@ AXE = "/static/vendor/axe-core/axe.min.js"
 WCAG_A_AA = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
 
 
-@pytest.fixture
-def page(transactional_db, live_server, monkeypatch) -> Iterator[Page]:
-    """A chromium page on the live server, recording console errors and dialogs."""
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """One chromium per test module (a launch costs about a second); each test gets a context
+    of its own, so no cookie or storage leaks from one test into the next."""
     if not CHROMIUM.exists():
         pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium")
-    # Playwright's sync API runs an event loop in this thread; the ORM calls of the test are
-    # still plain synchronous calls.
-    monkeypatch.setitem(os.environ, "DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        context = browser.new_context(
-            base_url=live_server.url, viewport={"width": 1280, "height": 800}
-        )
-        context.set_default_timeout(10_000)
-        page = context.new_page()
-        page.problems = []  # console errors, uncaught exceptions and dialogs, as they happen
-        page.on("console", lambda m: m.type == "error" and page.problems.append(m.text))
-        page.on("pageerror", lambda e: page.problems.append(str(e)))
-        page.on("dialog", lambda d: (page.problems.append(f"dialog: {d.message}"), d.dismiss()))
-        yield page
-        # The test's queries ran while Playwright's loop was current, on connections that
-        # pytest-django does not see: close them here, or the test database cannot be dropped.
-        connections.close_all()
-        browser.close()
+    # Playwright's sync API keeps an event loop current in this thread while it is started; the
+    # ORM calls of the tests are still plain synchronous calls.
+    with pytest.MonkeyPatch.context() as patch, sync_playwright() as p:
+        patch.setitem(os.environ, "DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+        launched = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(transactional_db, live_server, browser) -> Iterator[Page]:
+    """A chromium page on the live server, recording console errors and dialogs."""
+    context = browser.new_context(base_url=live_server.url, viewport={"width": 1280, "height": 800})
+    context.set_default_timeout(10_000)
+    page = context.new_page()
+    page.problems = []  # console errors, uncaught exceptions and dialogs, as they happen
+    page.on("console", lambda m: m.type == "error" and page.problems.append(m.text))
+    page.on("pageerror", lambda e: page.problems.append(str(e)))
+    page.on("dialog", lambda d: (page.problems.append(f"dialog: {d.message}"), d.dismiss()))
+    yield page
+    context.close()
+    # The test's queries ran while Playwright's loop was current, on connections that
+    # pytest-django does not see: close them here, or the test database cannot be flushed.
+    connections.close_all()
 
 
 def log_in(page: Page, username: str, then: str = "/review/") -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from relabel.models import Run
-from tests.browser import page  # noqa: F401 (the browser tests' chromium page)
+from tests.browser import browser, page  # noqa: F401 (the browser tests' chromium)
 from tests.factories import make_run
 
 

@@ -50,6 +50,12 @@ def world(transactional_db) -> dict[str, Any]:
     return {"run": run, "candidate": candidate, "export": export}
 
 
+def turn_shortcuts_off(page: Page) -> None:
+    page.keyboard.press("Escape")  # the help
+    with page.expect_response("**/review/shortcuts/"):
+        page.get_by_role("button", name="Single-key shortcuts").click()
+
+
 def check(page: Page, where: str, found: dict[str, Any]) -> None:
     """axe at 1280 px, then the width of a small phone: no violation, no sideways scrolling."""
     violations = axe_violations(page)
@@ -99,11 +105,11 @@ def test_the_review_page_in_every_state(page, transactional_db):
         ("the reasons", lambda: page.keyboard.press("r")),
         ("the other goals", lambda: page.keyboard.press("c")),
         ("the help", lambda: page.keyboard.press("?")),
+        ("shortcuts off", lambda: turn_shortcuts_off(page)),
     ]
     for name, action in states:
         action()
         check(page, f"review: {name}", found)
-    page.keyboard.press("Escape")
     page.goto(reverse("run", args=[run.pk]))  # not for annotators
     check(page, "403 for an annotator", found)
     assert found == {}
