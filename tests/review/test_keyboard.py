@@ -294,6 +294,10 @@ def test_the_keys_button_works_by_click_enter_and_space(page):
         expect(help_dialog).to_be_visible()
         page.keyboard.press("Escape")
         expect(help_dialog).to_be_hidden()
+    button.click()
+    help_dialog.get_by_role("button", name="Close").click()
+    expect(help_dialog).to_be_hidden()
+    assert page.problems == []  # no CSP report, no script error
 
 
 def test_g_opens_the_guidelines_when_the_page_has_them(page):
