@@ -95,13 +95,13 @@ class StartRunForm(forms.Form):
         "another declared endpoint for one of them. Endpoints are declared by the operator "
         "(AGENTHER_ENDPOINTS); a run never names a key.",
     )
-    accept_threshold = _share("accept threshold", 0.5)
-    reject_threshold = _share("reject threshold", 0.2)
+    accept_threshold = _share("Accept threshold", 0.5)
+    reject_threshold = _share("Reject threshold", 0.2)
     raters_per_candidate = forms.IntegerField(min_value=1, max_value=5, initial=1)
-    second_rater_share = _share("share with a second rater", 0.0)
-    audit_share = _share("audit share of auto-accepted", 0.1)
+    second_rater_share = _share("Share with a second rater", 0.0)
+    audit_share = _share("Audited share of the auto-accepted", 0.1)
     consistency = forms.ChoiceField(
-        label="turns that still refer to the original goal",
+        label="Turns that still refer to the original goal",
         choices=[
             ("rewrite", "rewrite the agent's text (default)"),
             ("strip", "strip such thoughts"),
@@ -112,7 +112,7 @@ class StartRunForm(forms.Form):
         initial="rewrite",
     )
     extra = forms.CharField(
-        label="more configuration (JSON object)",
+        label="More configuration (JSON object)",
         required=False,
         widget=forms.Textarea(attrs={"rows": 3}),
         help_text='e.g. {"judges": [{"name": "a", "model": "gpt-4o-mini"}, '

@@ -28,7 +28,7 @@ from relabel.models import Candidate, Dataset, ImportJob, Run
 from relabel.pipeline.summary import run_summary
 from relabel.roles import has_role, require_role
 from relabel.runs import start_run as start_a_run
-from relabel.tasks import submit_job
+from relabel.tasks import in_background, submit_job
 
 PAGE_SIZE = 50
 
@@ -59,21 +59,41 @@ def dataset_rows() -> QuerySet[Dataset]:
     )
 
 
+def with_result(job: ImportJob) -> ImportJob:
+    """The job with its result in words (``result_lines``) for the imports table."""
+    job.result_lines = display.import_result(job.summary)
+    return job
+
+
+def home_page(
+    request: HttpRequest,
+    upload_form: UploadForm | None = None,
+    run_form: StartRunForm | None = None,
+) -> HttpResponse:
+    """The home page; a form refused by the server comes back bound, with what was typed."""
+    upload_form = upload_form or UploadForm(prefix="upload")
+    run_form = run_form or StartRunForm(prefix="run")
+    runs = Run.objects.select_related("dataset")[:20]
+    context = {
+        "datasets": dataset_rows(),
+        "runs": [(run, run.counts()) for run in runs],
+        "imports": [with_result(job) for job in ImportJob.objects.order_by("-id")[:10]],
+        "upload_form": upload_form,
+        "upload_errors": errors_text(upload_form) if upload_form.is_bound else "",
+        "run_form": run_form,
+        "run_errors": errors_text(run_form) if run_form.is_bound else "",
+    }
+    refused = upload_form.is_bound or run_form.is_bound
+    return render(request, "relabel/home.html", context, status=400 if refused else 200)
+
+
 @require_GET
 @require_role("annotator")
 def home(request: HttpRequest) -> HttpResponse:
     # Annotators work in the queue only.
     if not has_role(request.user, "researcher"):
         return redirect("review")
-    runs = Run.objects.select_related("dataset")[:20]
-    context = {
-        "datasets": dataset_rows(),
-        "runs": [(run, run.counts()) for run in runs],
-        "imports": ImportJob.objects.order_by("-id")[:10],
-        "upload_form": UploadForm(),
-        "run_form": StartRunForm(),
-    }
-    return render(request, "relabel/home.html", context)
+    return home_page(request)
 
 
 @require_GET
@@ -89,7 +109,7 @@ def run_progress(request: HttpRequest, run_id: int) -> HttpResponse:
 @require_GET
 @require_role("admin")
 def import_progress(request: HttpRequest, job_id: int) -> HttpResponse:
-    job = get_object_or_404(ImportJob, pk=job_id)
+    job = with_result(get_object_or_404(ImportJob, pk=job_id))
     response = render(request, "relabel/home.html#import-row", {"job": job})
     return response if job.is_active else HttpResponseStopPolling(response.content)
 
@@ -114,37 +134,50 @@ def save_upload(form: UploadForm, user: Any) -> ImportJob:
     )
 
 
+def upload_message(request: HttpRequest, job: ImportJob) -> None:
+    """Says how the upload went, as it stands now: never "importing" for an import that has
+    already failed (without a broker it may have ended already)."""
+    job.refresh_from_db(fields=["status", "error", "summary"])
+    name = job.original_name
+    if job.status == ImportJob.Status.FAILED:
+        messages.error(request, f"{name} was not imported: {job.error}")
+    elif job.status == ImportJob.Status.DONE:
+        result = " ".join(display.import_result(job.summary))
+        messages.success(request, f"Imported {name} into {job.dataset_name}: {result}")
+    else:
+        messages.info(request, f"Uploaded {name}: its import is listed under Imports below.")
+
+
 @require_POST
 @require_role("admin")
 def upload(request: HttpRequest) -> HttpResponse:
-    form = UploadForm(request.POST, request.FILES)
+    form = UploadForm(request.POST, request.FILES, prefix="upload")
     if not form.is_valid():
-        messages.error(request, f"Upload refused: {errors_text(form)}")
-        return redirect("home")
-    with transaction.atomic():
+        return home_page(request, upload_form=form)
+    with in_background(), transaction.atomic():
         job = save_upload(form, request.user)
         submit_job(job)
-    messages.success(request, f"Importing {job.original_name} into {job.dataset_name}.")
+    upload_message(request, job)
     return redirect("home")
 
 
 @require_POST
 @require_role("admin")
 def start_run(request: HttpRequest) -> HttpResponse:
-    form = StartRunForm(request.POST)
+    form = StartRunForm(request.POST, prefix="run")
     if not form.is_valid():
-        messages.error(request, f"Run not started: {errors_text(form)}")
-        return redirect("home")
+        return home_page(request, run_form=form)
     try:
-        run = start_a_run(
-            form.cleaned_data["dataset"],
-            backend=form.cleaned_data["backend"],
-            config=form.config(),
-            user=request.user,
-        )
+        with in_background():
+            run = start_a_run(
+                form.cleaned_data["dataset"],
+                backend=form.cleaned_data["backend"],
+                config=form.config(),
+                user=request.user,
+            )
     except ConfigError as exc:  # a configuration the pipeline refuses, with its reason
-        messages.error(request, f"Run not started: {exc}")
-        return redirect("home")
+        form.add_error(None, str(exc))
+        return home_page(request, run_form=form)
     messages.success(request, f"Started run {run.pk} on {run.dataset.name}.")
     return redirect("run", run_id=run.pk)
 
@@ -156,7 +189,15 @@ def start_run(request: HttpRequest) -> HttpResponse:
 @require_role("researcher")
 def run_page(request: HttpRequest, run_id: int) -> HttpResponse:
     run = _get_run(run_id)
-    context = {"run": run, "counts": run.counts(), "summary": run_summary(run)}
+    counts = run.counts()
+    context = {
+        "run": run,
+        "counts": counts,
+        "charts": display.run_charts(counts),
+        "histogram": display.confidence_histogram(run),
+        "figures": display.run_figures(run_summary(run)),
+        "configuration": display.run_configuration(run),
+    }
     return render(request, "relabel/run.html", context)
 
 

@@ -20,6 +20,7 @@ from relabel.models import Candidate
 from relabel.roles import require_role
 from review.models import Comment, ReviewQueue, ReviewTask, Verdict
 from review.queue import REMAINING_CAP
+from review.views import shortcuts_on
 
 
 def adjudication_context(task: ReviewTask) -> dict[str, Any]:
@@ -33,6 +34,8 @@ def adjudication_context(task: ReviewTask) -> dict[str, Any]:
         **display.candidate_display(candidate),
         "verdicts": verdicts,
         "comments": Comment.objects.shown_with(task).filter(candidate=candidate),
+        "comment_on": candidate.pk,
+        "hindsight_goal": candidate.hindsight_goal,
         "guidelines": task.queue.current_guidelines(),
         "blind": False,
     }
@@ -50,6 +53,8 @@ def adjudicate(request: HttpRequest) -> HttpResponse:
         "remaining_cap": REMAINING_CAP,
         "started_at": f"{time.time():.3f}",
         "reject_reasons": Verdict.REJECT_REASONS,
+        "shortcuts_on": shortcuts_on(request.user),
+        "can_undo": False,  # an adjudication is final: undone, if ever, by another adjudication
     }
     if task is not None:
         context.update(adjudication_context(task))

@@ -1,7 +1,8 @@
 """Comments on a candidate, for its raters and for researchers.
 
-A rater may comment on a candidate they see in full: one they hold (or held) a non-blind slot of.
-Nobody comments from a blind item, and nobody sees comments there (``Comment.objects.shown_with``).
+A rater may comment on a candidate whose slot they hold (or held). Every item offers the same
+form, blind ones included (a missing form would tell a blind item apart); on a blind item a rater
+sees only their own comments (``Comment.objects.shown_with``), never other people's.
 """
 
 from __future__ import annotations
@@ -22,15 +23,29 @@ from review.queue_forms import CommentForm
 
 def _get_commentable_candidate(request: HttpRequest, candidate_id: int) -> Candidate:
     """The candidate, if this person may comment on it: a researcher always, a rater when one of
-    its non-blind slots is (or was) theirs."""
+    its slots is (or was) theirs."""
     candidate = get_object_or_404(Candidate, pk=candidate_id)
     if has_role(request.user, "researcher"):
         return candidate
-    seen = ReviewTask.objects.filter(candidate=candidate).exclude(kind=ReviewTask.Kind.AUDIT)
-    mine = seen.filter(leased_to=request.user) | seen.filter(done_by=request.user)
-    if not mine.exists():
-        raise PermissionDenied("you can comment only on candidates you review in full")
+    if not rater_tasks(request, candidate).exists():
+        raise PermissionDenied("you can comment only on candidates you review")
     return candidate
+
+
+def rater_tasks(request: HttpRequest, candidate: Candidate):
+    slots = ReviewTask.objects.filter(candidate=candidate)
+    return slots.filter(leased_to=request.user) | slots.filter(done_by=request.user)
+
+
+def blind_slot(request: HttpRequest, candidate: Candidate) -> ReviewTask | None:
+    """The rater's blind slot of the candidate, when that is all they see of it (so the list they
+    get back holds only their own comments)."""
+    if has_role(request.user, "researcher"):
+        return None
+    mine = list(rater_tasks(request, candidate))
+    if mine and all(t.kind == ReviewTask.Kind.AUDIT for t in mine):
+        return mine[0]
+    return None
 
 
 @require_POST
@@ -48,9 +63,10 @@ def comment(request: HttpRequest, candidate_id: int) -> HttpResponse:
         target = ""
     if request.htmx:
         context = {
-            "candidate": candidate,
-            "blind": False,
-            "comments": Comment.objects.shown_with(None).filter(candidate=candidate),
+            "comment_on": candidate.pk,
+            "comments": Comment.objects.shown_with(
+                blind_slot(request, candidate), request.user
+            ).filter(candidate=candidate),
             "comment_error": error,
             "comment_next": target,
         }

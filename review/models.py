@@ -571,12 +571,16 @@ class Verdict(models.Model):
 
     ALLOWED = {
         ReviewTask.Kind.CURATION: ("accept", "edit", "reject", "skip"),
-        ReviewTask.Kind.AUDIT: ("valid", "invalid", "skip"),
+        # An edit on a blind item says the goal as stated was not valid (strict precision counts
+        # it so) and approves the edited goal, as on any item: the keys are the same everywhere.
+        ReviewTask.Kind.AUDIT: ("valid", "invalid", "edit", "skip"),
         ReviewTask.Kind.ADJUDICATION: ("accept", "edit", "reject", "skip"),
     }
     # Blind items offer the same accept / reject as every other item (different words would
     # give them away); on an audit task they are recorded as the audit's valid / invalid.
     AUDIT_MEANING = {"accept": "valid", "reject": "invalid"}
+    # Decisions that keep a reason: a blind item's reject picks from the same list.
+    REJECTING = ("reject", "invalid")
     # The short list a rejection picks its reason from (free text may add to it).
     REJECT_REASONS = [
         ("not_achieved", "the trajectory does not achieve this goal"),
@@ -605,6 +609,12 @@ class Verdict(models.Model):
     )
     reason_code = models.CharField(max_length=40, blank=True)
     reason = models.TextField(blank=True)
+    edit_source = models.CharField(
+        max_length=20,
+        blank=True,
+        help_text="Where an edited goal came from: 'typed', or 'attempt:N' for the relabeler's "
+        "attempt N picked instead of the proposed goal.",
+    )
     seconds_spent = models.FloatField(null=True, blank=True)
     guidelines = models.ForeignKey(
         QueueGuidelines,
@@ -643,6 +653,7 @@ class Verdict(models.Model):
         reason: str = "",
         seconds_spent: float | None = None,
         edited_rewrites: dict[str, str] | None = None,
+        edit_source: str = "",
     ) -> Verdict:
         """The (unsaved) verdict for a decision on ``task``; raises DecisionError naming the
         field when the decision is malformed."""
@@ -664,7 +675,8 @@ class Verdict(models.Model):
             decision=decision,
             edited_goal=edited_goal if decision == "edit" else "",
             edited_rewrites=rewrites if decision == "edit" else {},
-            reason_code=reason_code if decision == "reject" else "",
+            edit_source=edit_source if decision == "edit" else "",
+            reason_code=reason_code if decision in cls.REJECTING else "",
             reason=reason,
             seconds_spent=seconds_spent,
         )
@@ -679,19 +691,21 @@ class Verdict(models.Model):
         if decision == "edit" and not edited_goal:
             raise DecisionError("edited_goal: an edit needs the edited goal")
         codes = [code for code, _ in cls.REJECT_REASONS]
-        if decision == "reject" and reason_code and reason_code not in codes:
+        if decision in cls.REJECTING and reason_code and reason_code not in codes:
             raise DecisionError(f"reason: {reason_code!r} is not one of {', '.join(codes)}")
-        if decision == "reject" and reason_code == "other" and not reason:
+        if decision in cls.REJECTING and reason_code == "other" and not reason:
             raise DecisionError("reason: say why when the reason is 'other'")
 
 
 class CommentQuerySet(models.QuerySet):
-    def shown_with(self, task: ReviewTask | None) -> CommentQuerySet:
-        """The comments a rater sees beside ``task``: none on a blind item (its rater has not
-        given the blind verdict yet, and people's notes would unblind it), all otherwise."""
+    def shown_with(self, task: ReviewTask | None, user: Any = None) -> CommentQuerySet:
+        """The comments a rater sees beside ``task``: on a blind item only their own (its rater
+        has not given the blind verdict yet, and people's notes would unblind it), all
+        otherwise."""
+        shown = self.select_related("author").order_by("created_at", "id")
         if task is not None and task.kind == ReviewTask.Kind.AUDIT:
-            return self.none()
-        return self.select_related("author").order_by("created_at", "id")
+            return shown.filter(author=user) if user is not None else self.none()
+        return shown
 
 
 class Comment(models.Model):
@@ -745,3 +759,17 @@ class ExportJob(BackgroundJob):
 
     def __str__(self) -> str:
         return f"{self.format} export of run {self.run_id}: {self.status}"
+
+
+class RaterSettings(models.Model):
+    """A rater's choices for the review page, kept on the server so they follow the rater."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="rater_settings"
+    )
+    single_key_shortcuts = models.BooleanField(
+        default=True, help_text="Letter and digit keys act on the review page (WCAG 2.1.4)."
+    )
+
+    def __str__(self) -> str:
+        return f"review settings of user {self.user_id}"

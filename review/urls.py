@@ -8,6 +8,7 @@ urlpatterns = [
     path("review/", views.review, name="review"),
     path("review/tasks/<int:task_id>/", views.decide, name="decide"),
     path("review/undo/", views.undo, name="undo"),
+    path("review/shortcuts/", views.shortcuts, name="review_shortcuts"),
     path("review/runs/<int:run_id>/", views.run_review, name="run_review"),
     path("review/runs/<int:run_id>/queues/", queue_admin.run_queues, name="run_queues"),
     path("review/queues/<int:queue_id>/", queue_admin.queue_detail, name="queue_detail"),

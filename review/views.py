@@ -1,5 +1,5 @@
 """The review queue: the next candidate for me (from the queues I rate in, or the one I chose),
-my decision on it, undo, and a run's review progress.
+my decision on it, undo, my keyboard setting, and a run's review progress.
 
 Every view checks its role first (relabel.roles.require_role). Pages work without JavaScript;
 htmx requests get the page's named partial instead of the whole page.
@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from django.contrib import messages
+from django.contrib.auth.models import AbstractBaseUser
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
@@ -24,7 +25,14 @@ from relabel.models import Candidate, Run
 from relabel.roles import require_role
 from relabel.views import htmx_template
 from review.forms import DecisionForm
-from review.models import Comment, DecisionError, ReviewQueue, ReviewTask, Verdict
+from review.models import (
+    Comment,
+    DecisionError,
+    RaterSettings,
+    ReviewQueue,
+    ReviewTask,
+    Verdict,
+)
 from review.queue import REMAINING_CAP
 
 # The queue a rater chose to work in (GET /review/?queue=ID), kept in the session so that
@@ -53,6 +61,49 @@ def my_queues(request: HttpRequest) -> tuple[list[int], ReviewQueue | None]:
     return ids, None
 
 
+def shortcuts_on(user: AbstractBaseUser) -> bool:
+    chosen = RaterSettings.objects.filter(user=user).values_list("single_key_shortcuts", flat=True)
+    return next(iter(chosen), True)
+
+
+def item_context(task: ReviewTask, user: AbstractBaseUser) -> dict[str, Any]:
+    """What one item shows. A blind (audit) item gets the trajectory, the hindsight goal and where
+    it comes from, nothing that hints at the gate: no confidence, judges or original goal."""
+    candidate = Candidate.objects.select_related("trajectory__dataset", "item").get(
+        pk=task.candidate_id
+    )
+    trajectory = candidate.trajectory
+    if task.kind == ReviewTask.Kind.AUDIT:
+        # Blind: the goal that would be exported (a re-audited edit shows the edited goal).
+        context = {**display.trajectory_display(trajectory), "blind": True, "alternatives": []}
+        context["hindsight_goal"] = candidate.final_goal
+    else:
+        context = {**display.candidate_display(candidate), "blind": False}
+        context.update(consistency_display(candidate, context["steps"]))
+        context["hindsight_goal"] = candidate.hindsight_goal
+    context["guidelines"] = task.queue.current_guidelines()
+    # On a blind item, no one else's comments (shown_with decides); the form is on every item.
+    context["comments"] = Comment.objects.shown_with(task, user).filter(candidate=candidate)
+    context["comment_on"] = candidate.pk
+    context["source"] = {
+        "trajectory": trajectory.external_id,
+        "dataset": trajectory.dataset.name,
+        "benchmark": trajectory.get_source_format_display(),
+        "run": candidate.run_id,
+    }
+    return context
+
+
+def announcement(context: dict[str, Any]) -> str:
+    """What the page's live region says when an item comes in (after a decision)."""
+    remaining = context["remaining"]
+    left = f"{REMAINING_CAP}+ remain" if remaining > REMAINING_CAP else f"{remaining} left"
+    if context["task"] is None:
+        return "Nothing left for you in the queue."
+    source = context["source"]
+    return f"Next item: trajectory {source['trajectory']} from {source['dataset']}. {left}."
+
+
 def queue_context(
     request: HttpRequest, task: ReviewTask | None, queues: list[int] | None = None
 ) -> dict[str, Any]:
@@ -66,24 +117,11 @@ def queue_context(
         "can_undo": Verdict.objects.last_undoable(user) is not None,
         "started_at": f"{time.time():.3f}",
         "reject_reasons": Verdict.REJECT_REASONS,
+        "shortcuts_on": shortcuts_on(user),
     }
-    if task is None:
-        return context
-    candidate = Candidate.objects.select_related("trajectory", "item").get(pk=task.candidate_id)
-    context["guidelines"] = task.queue.current_guidelines()
-    context["comments"] = Comment.objects.shown_with(task).filter(candidate=candidate)
-    if task.kind == ReviewTask.Kind.AUDIT:
-        # Blind: the trajectory and the goal that would be exported (a re-audited edit shows the
-        # edited goal), nothing that hints at the gate, and no one else's comments.
-        context.update(
-            blind=True,
-            hindsight_goal=candidate.final_goal,
-            trajectory=candidate.trajectory,
-            steps=display.trajectory_steps(candidate.trajectory),
-        )
-    else:
-        context.update(display.candidate_display(candidate), blind=False)
-        context.update(consistency_display(candidate, context["steps"]))
+    if task is not None:
+        context.update(item_context(task, user))
+    context["announce"] = announcement(context)
     return context
 
 
@@ -126,19 +164,32 @@ def after_decision(request: HttpRequest, notice: str = "", kind: str = "") -> Ht
     return redirect("review")
 
 
+def edit_details(task: ReviewTask, data: dict[str, Any]) -> dict[str, str]:
+    """An edit's goal and where it came from: typed, or one of the relabeler's attempts."""
+    if data["decision"] != "edit":
+        return {"edited_goal": data["edited_goal"]}
+    if data["attempt"] is None:
+        return {"edited_goal": data["edited_goal"], "edit_source": "typed"}
+    goal = display.attempt_goal(task.candidate, data["attempt"])
+    if goal is None:
+        raise DecisionError(f"attempt: the relabeler made no attempt {data['attempt']} to pick")
+    return {"edited_goal": goal, "edit_source": f"attempt:{data['attempt']}"}
+
+
 @require_POST
 @require_role("annotator")
 def decide(request: HttpRequest, task_id: int) -> HttpResponse:
-    task = get_object_or_404(ReviewTask.objects.only("id", "kind"), pk=task_id)
+    task = get_object_or_404(ReviewTask.objects.select_related("candidate"), pk=task_id)
     form = DecisionForm(request.POST)
     if not form.is_valid():
         return after_decision(request, f"Not recorded: {errors_text(form)}", task.kind)
     data = form.cleaned_data
     try:
+        task.check_decidable_by(request.user)  # before reading the candidate's attempts
         task.decide(
             request.user,
             data["decision"],
-            edited_goal=data["edited_goal"],
+            **edit_details(task, data),
             reason_code=data["reason_code"],
             reason=data["reason"],
             seconds_spent=seconds_since(data["started_at"]),
@@ -157,6 +208,19 @@ def undo(request: HttpRequest) -> HttpResponse:
     except DecisionError as exc:
         return after_decision(request, f"Not undone: {exc}")
     return after_decision(request, "" if undone else "Nothing to undo.")
+
+
+@require_POST
+@require_role("annotator")
+def shortcuts(request: HttpRequest) -> HttpResponse:
+    """Turns my single-key shortcuts on or off (WCAG 2.1.4); the page's script asks in the
+    background (204), a plain form comes back to the queue."""
+    on = request.POST.get("single_key_shortcuts") == "on"
+    RaterSettings.objects.update_or_create(user=request.user, defaults={"single_key_shortcuts": on})
+    if request.htmx:
+        return HttpResponse(status=204)
+    messages.info(request, f"Single-key shortcuts are {'on' if on else 'off'}.")
+    return redirect("review")
 
 
 @require_GET

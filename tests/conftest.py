@@ -41,6 +41,15 @@ def _test_settings() -> Iterator[None]:
         yield
 
 
+@pytest.fixture(autouse=True)
+def work_in_the_request(request, settings) -> None:
+    """Without a broker the pages start work on a background thread; a thread has its own
+    database connection and cannot see a test's open transaction, so tests keep the work in the
+    request, unless marked ``background_threads`` (with a live server and committed data)."""
+    if request.node.get_closest_marker("background_threads") is None:
+        settings.AGENTHER_BACKGROUND_THREADS = False
+
+
 def make_user(username: str, role: str) -> User:
     user = User.objects.create_user(username, password="pw-for-tests-123")
     grant_role(user, role)

@@ -169,7 +169,7 @@ def test_a_team_uses_the_production_server_and_a_worker_finishes_their_run(tmp_p
         run_page = start_a_run(visitor, dataset="smoke", backend="rules")
         run_id = int(re.search(r"/runs/(\d+)/$", run_page.url).group(1))
         wait_until(
-            lambda: "status-finished" in visitor.get(f"/runs/{run_id}/").text,
+            lambda: "pill-finished" in visitor.get(f"/runs/{run_id}/").text,
             120,
             f"run {run_id} to finish on the worker ({worker_log.read_text()})",
         )
@@ -214,8 +214,8 @@ def start_a_run(visitor: Visitor, dataset: str, backend: str) -> Page:
     """Fills in the home page's start-run form as an admin would, and sends it."""
     home = visitor.get("/")
     form = home.form("/runs/start/")
-    form.fields["dataset"] = form.options["dataset"][dataset]
-    form.fields["backend"] = backend
+    form.fields["run-dataset"] = form.options["run-dataset"][dataset]  # the form's prefix: run-
+    form.fields["run-backend"] = backend
     page = visitor.submit(home, form)
     assert page.status == 200 and re.search(r"/runs/\d+/$", page.url), page.text
     assert f"on {dataset}" in page.text

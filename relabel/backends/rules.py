@@ -802,7 +802,8 @@ class RulesBackend:
         return {
             "accept": True,
             "confidence": round(confidence, 3),
-            "reason": f"{len(achievements)} achievements grounded to {grounded} steps; "
+            "reason": f"{len(achievements)} achievement{'' if len(achievements) == 1 else 's'} "
+            f"grounded to {grounded} step{'' if grounded == 1 else 's'}; "
             f"the steps show {shown:.0%} of the goal's content",
         }
 

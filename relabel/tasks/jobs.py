@@ -11,6 +11,7 @@ from django.apps import apps
 from django.db import transaction
 
 from relabel.models import BackgroundJob
+from relabel.tasks import background
 
 __all__ = ["run_job", "submit_job"]
 
@@ -36,4 +37,7 @@ def submit_job(job: BackgroundJob) -> None:
     limits = {"soft_time_limit": job.SOFT_TIME_LIMIT, "time_limit": job.time_limit()}
     options = {name: seconds for name, seconds in limits.items() if seconds}
     args = (job._meta.label, job.pk)
+    if background.wanted():  # no broker, started from a page: a thread of this process
+        background.on_commit(lambda: run_job.apply(args), f"job-{job._meta.label}-{job.pk}")
+        return
     transaction.on_commit(lambda: run_job.apply_async(args, **options))

@@ -18,6 +18,7 @@ from django.db import InterfaceError, OperationalError, transaction
 from relabel.models import Run, RunItem
 from relabel.pipeline import batch
 from relabel.pipeline.claims import unclaimed
+from relabel.tasks import background
 
 __all__ = ["enqueue_run", "process_items"]
 
@@ -64,7 +65,9 @@ def enqueue_run(run: Run) -> int:
         if eager:
             # Same as delay_on_commit, but not thrown: a failed task marks the run interrupted
             # (see batch.process_items), and the caller reads that from the run, as with workers.
-            transaction.on_commit(partial(process_items.apply, (run.pk, chunk), throw=False))
+            # Started from a page, it runs on a thread so the page answers at once.
+            work = partial(process_items.apply, (run.pk, chunk), throw=False)
+            background.on_commit(work, f"run-{run.pk}")
         else:
             process_items.delay_on_commit(run.pk, chunk)
     return len(chunks)

@@ -11,7 +11,7 @@ from django.template.loader import render_to_string
 from django_htmx.http import HttpResponseStopPolling
 
 from relabel.roles import require_role
-from relabel.tasks import submit_job
+from relabel.tasks import in_background, submit_job
 from review.exports.forms import ExportForm
 from review.exports.writer import KNOWN_FILES
 from review.models import ExportJob
@@ -34,7 +34,8 @@ def index(request: HttpRequest) -> HttpResponse:
             filters=options.as_filters(),
             created_by=request.user,
         )
-        submit_job(job)
+        with in_background():  # without a broker: a thread, so the page shows the progress
+            submit_job(job)
         return redirect("exports:detail", job_id=job.pk)
     jobs = ExportJob.objects.select_related("run", "run__dataset", "created_by").order_by("-id")
     return render(request, "exports/index.html", {"form": form, "jobs": jobs[:20]})

@@ -82,8 +82,9 @@ def report_lines(f: dict[str, Any]) -> list[str]:
         f"{f['backend']} backend, prompt {f['prompt_version']}",
         f"items {counts['items']}; candidates by gate: "
         + ", ".join(f"{k} {v}" for k, v in counts["by_gate"].items()),
-        f"verdicts: {verdicts['total']} effective on {verdicts['rated_candidates']} candidates "
-        f"by {verdicts['raters']} raters ({verdicts['recorded']} recorded, "
+        f"verdicts: {verdicts['total']} effective on {verdicts['rated_candidates']} "
+        f"candidate{'' if verdicts['rated_candidates'] == 1 else 's'} by {verdicts['raters']} "
+        f"rater{'' if verdicts['raters'] == 1 else 's'} ({verdicts['recorded']} recorded, "
         f"{verdicts['undone']} undone, {verdicts['skips']} skips): "
         + ", ".join(f"{k} {v}" for k, v in verdicts["by_decision"].items()),
         "",

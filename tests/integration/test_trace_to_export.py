@@ -58,8 +58,9 @@ def test_a_multi_agent_otel_trace_is_reviewed_and_exported_with_tool_calls_and_n
     assert run["candidates"] == 1 and run["needs_review"] == 1
 
     page = annotator_client.get(reverse("review")).content.decode()
-    assert '<span class="speaker">booking_agent</span>' in page
-    assert "<code>search_flights</code>" in page and "&quot;to&quot;: &quot;OSL&quot;" in page
+    assert '<span class="role role-agent">booking_agent</span>' in page
+    assert '<code class="tool-name">search_flights</code>' in page
+    assert "&quot;to&quot;: &quot;OSL&quot;" in page
     assert "TP1234 departs 08:05, direct, 342 EUR" in page
     task = ReviewTask.objects.get(leased_to__username="alice")
     data = {"decision": "accept", "started_at": f"{time.time() - 7:.3f}"}

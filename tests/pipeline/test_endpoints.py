@@ -197,11 +197,13 @@ def test_a_declared_endpoint_from_a_file_gets_its_own_key_and_no_other(
 
 
 def run_form(data, **fields):
-    return {
+    """The home page's start-run form as posted (its fields carry the form's prefix)."""
+    values = {
         "dataset": data.pk, "backend": "openai", "accept_threshold": 0.5,
         "reject_threshold": 0.2, "raters_per_candidate": 1, "second_rater_share": 0,
         "audit_share": 0.1, "extra": "", **fields,
     }  # fmt: skip
+    return {f"run-{name}": value for name, value in values.items()}
 
 
 def test_the_ui_refuses_a_judge_that_names_a_key_variable(keys, listener, admin_client_):
@@ -244,7 +246,7 @@ def test_the_run_form_picks_the_runs_endpoint_from_the_declared_ones(
         "vllm": {"base_url": listener.base_url, "api_key_env": "VLLM_API_KEY"}
     }
     page = admin_client_.get(reverse("home")).content.decode()
-    assert '<select name="endpoint"' in page
+    assert '<select name="run-endpoint"' in page
     assert '<option value="vllm">' in page and '<option value="default"' in page
     with django_capture_on_commit_callbacks(execute=True):
         admin_client_.post(

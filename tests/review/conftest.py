@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from relabel.models import Run
+from tests.browser import browser, page  # noqa: F401 (the browser tests' chromium)
 from tests.factories import make_run
-from tests.review.test_browser import page  # noqa: F401 - the chromium page, for every browser test
 
 
 @pytest.fixture

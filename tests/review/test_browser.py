@@ -1,76 +1,31 @@
-"""Browser tests: Playwright drives Debian's chromium against the live server.
-
-They fail (never skip) when /usr/bin/chromium is missing: `make test` installs it when it may
-(bin/ensure-services).
+"""Browser tests of the review page: a whole session by keyboard, trajectory markup shown as text,
+and the bundled sample reviewed to the end (Playwright driving Debian's chromium against the live
+server). They fail (never skip) when /usr/bin/chromium is missing: `make test` installs it when it
+may (bin/ensure-services).
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
 from io import StringIO
 from pathlib import Path
 
 import pytest
 from django.core.management import call_command
-from django.db import connections
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import expect
 
 from relabel.models import Candidate
 from review.models import ReviewTask, Verdict
 from review.queue import populate_queue
+from tests.browser import log_in
 from tests.conftest import make_user
 from tests.factories import make_candidate, make_run
 from tests.review.helpers import XSS_OBSERVATION, XSS_THOUGHT, xss_trajectory
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
-
-@pytest.fixture
-def page(transactional_db, live_server, monkeypatch) -> Iterator[Page]:
-    """A chromium page on the live server, recording console errors and dialogs."""
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium")
-    # Playwright's sync API runs an event loop in this thread; the ORM calls of the test are
-    # still plain synchronous calls.
-    monkeypatch.setitem(os.environ, "DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        context = browser.new_context(base_url=live_server.url)
-        context.set_default_timeout(10_000)
-        page = context.new_page()
-        page.problems = []  # console errors, uncaught exceptions and dialogs, as they happen
-        page.on("console", lambda m: m.type == "error" and page.problems.append(m.text))
-        page.on("pageerror", lambda e: page.problems.append(str(e)))
-        page.on("dialog", lambda d: (page.problems.append(f"dialog: {d.message}"), d.dismiss()))
-        yield page
-        # The test's queries ran while Playwright's loop was current, on connections that
-        # pytest-django does not see: close them here, or the test database cannot be dropped.
-        connections.close_all()
-        browser.close()
-
-
-def log_in(page: Page, username: str) -> None:
-    page.goto("/login/?next=/review/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", "pw-for-tests-123")
-    page.keyboard.press("Enter")
-    page.wait_for_url("**/review/")
-    expect(page.locator("#review")).to_be_visible()
-
-
-def shown_goal(page: Page):
-    return page.locator(".goal-box").first.locator(".goal").first
+def shown_goal(page):
+    return page.locator("#proposed-goal")
 
 
 def test_a_whole_review_session_by_keyboard(page):
@@ -105,8 +60,8 @@ def test_a_whole_review_session_by_keyboard(page):
     page.keyboard.press("Control+Enter")
     expect(shown_goal(page)).to_have_text(c3.hindsight_goal)
 
-    page.keyboard.press("r")  # reject: pick the second reason, add a word, Enter sends
-    expect(page.locator("#reject-reason")).to_be_focused()
+    page.keyboard.press("r")  # reject: the second reason, a word about it, Enter sends
+    expect(page.locator("[data-choice='1']")).to_be_focused()
     page.keyboard.press("ArrowDown")
     page.keyboard.press("Tab")
     page.keyboard.type("restates it")
@@ -118,6 +73,7 @@ def test_a_whole_review_session_by_keyboard(page):
     page.keyboard.press("a")
     expect(shown_goal(page)).to_have_text(c4.hindsight_goal)
     expect(page.locator(".queue-progress")).to_contain_text("3 done today")
+    expect(page.locator("#item-heading")).to_be_focused()
 
     assert page.evaluate("window.sameDocument") is True
     assert page.problems == []
@@ -171,13 +127,13 @@ def test_the_bundled_sample_is_reviewed_to_the_end_by_keyboard(page):
     make_user("alice", "annotator")
     log_in(page, "alice")
     for n in range(1, tasks + 1):
-        page.keyboard.press("a" if n % 2 else "r")
-        if n % 2 == 0 and page.locator("#reject-reason").count():  # curation: send the reason
-            expect(page.locator("#reject-reason")).to_be_focused()
-            page.keyboard.press("Tab")
-            page.keyboard.press("Enter")
+        if n % 2:
+            page.keyboard.press("a")
+        else:  # the same keys on every item, blind ones included: r, then a reason's number
+            page.keyboard.press("r")
+            page.keyboard.press("3")
         expect(page.locator(".queue-progress")).to_contain_text(f"{n} done today")
-    expect(page.get_by_text("Nothing left for you")).to_be_visible()
+    expect(page.locator("#item-heading")).to_have_text("Nothing left for you in the queue")
     assert page.problems == []
     # What is left open is at most the blind re-audit of some of alice's approvals, for others.
     left = ReviewTask.objects.filter(done_at__isnull=True)
@@ -186,3 +142,5 @@ def test_the_bundled_sample_is_reviewed_to_the_end_by_keyboard(page):
     assert Verdict.objects.count() == tasks
     kinds = set(Verdict.objects.values_list("kind", "decision"))
     assert {kind for kind, _ in kinds} == {"audit", "curation"}
+    rejections = Verdict.objects.filter(decision__in=["reject", "invalid"])
+    assert set(rejections.values_list("reason_code", flat=True)) == {"too_vague"}

@@ -13,13 +13,12 @@ from playwright.sync_api import expect
 
 from relabel.models import Candidate
 from review.models import Verdict
+from tests.browser import log_in
 from tests.conftest import make_user
 from tests.factories import make_dataset, make_trajectory
 from tests.pipeline.test_consistency import GOAL, STEPS
-from tests.review import test_browser
 
 pytestmark = pytest.mark.browser
-page = test_browser.page  # the chromium page fixture, shared with the other browser tests
 
 FLAG_EVERYTHING = """
 consistency = "flag"
@@ -41,7 +40,7 @@ def test_a_flagged_candidate_goes_to_review_with_its_findings_marked(page, tmp_p
     assert candidate.gate == Candidate.Gate.NEEDS_REVIEW  # never auto-accepted
 
     make_user("alice", "annotator")
-    test_browser.log_in(page, "alice")
+    log_in(page, "alice")
     marks = page.locator("#step-0 mark.finding")
     expect(marks.first).to_be_visible()
     expect(marks.first).to_have_attribute("title", re.compile("original goal|restates the task"))

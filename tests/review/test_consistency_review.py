@@ -82,8 +82,8 @@ def test_the_queue_marks_the_findings_and_shows_the_rewrite_as_a_diff(annotator_
     assert ("restates the task it was given (&quot;the user wants ...&quot;)", escaped) in marked
     assert ("names &#x27;$5&#x27; from the original goal", "$5") in marked  # the user's turn
     assert "Consistency with the goal" in body and "flagged: 1 unresolved" in body
-    assert '<span class="diff-del">The user wants &lt;b&gt;copper&lt;/b&gt;' in body
-    assert f'<span class="diff-same">{REWRITE}</span>' in body
+    assert '<del class="diff-del">The user wants &lt;b&gt;copper&lt;/b&gt;' in body
+    assert f"<span>{REWRITE}</span>" in body
     assert "User turns that still pursue the original goal" in body
     # The rewrite is editable in the edit form, as it will be exported.
     assert f'name="rewrite:0" rows="3" data-submit-on-ctrl-enter>{REWRITE}</textarea>' in body
@@ -208,11 +208,11 @@ def test_a_run_started_from_the_home_page_takes_its_consistency_policy(
 ):
     make_trajectory(run.dataset)
     data = {
-        "dataset": run.dataset.pk, "backend": "rules", "accept_threshold": 0.5,
-        "reject_threshold": 0.2, "raters_per_candidate": 1, "second_rater_share": 0,
-        "audit_share": 0.1, "extra": "", "consistency": "flag",
+        "run-dataset": run.dataset.pk, "run-backend": "rules", "run-accept_threshold": 0.5,
+        "run-reject_threshold": 0.2, "run-raters_per_candidate": 1, "run-second_rater_share": 0,
+        "run-audit_share": 0.1, "run-extra": "", "run-consistency": "flag",
     }  # fmt: skip
-    assert 'name="consistency"' in admin_client_.get("/").content.decode()
+    assert 'name="run-consistency"' in admin_client_.get("/").content.decode()
     with django_capture_on_commit_callbacks(execute=True):
         admin_client_.post(reverse("run_start"), data)
     assert Run.objects.exclude(pk=run.pk).get().config["consistency"] == "flag"

@@ -35,7 +35,7 @@ def log_in(page: Page, username: str, next_url: str = "/review/") -> None:
 
 
 def goal_on_screen(page: Page) -> str:
-    return page.locator(".goal-box").first.locator(".goal").first.inner_text()
+    return page.locator("#proposed-goal").inner_text()
 
 
 def make_the_queue(page: Page, run) -> ReviewQueue:
@@ -52,19 +52,20 @@ def make_the_queue(page: Page, run) -> ReviewQueue:
 
 
 def review_both(page: Page, decisions: list[str], goals: dict[str, str]) -> None:
-    """Decides the items in the order they come, by keyboard: a to accept, r + Enter to reject."""
+    """Decides the items in the order they come, by keyboard: a to accept; r, then 6 ("other"),
+    a word, Enter to reject."""
     for n, decision in enumerate(decisions, 1):
-        expect(page.locator(".goal-box .goal").first).to_be_visible()
+        expect(page.locator("#proposed-goal")).to_be_visible()
         if decision == "accept":
             page.keyboard.press("a")
         else:
             page.keyboard.press("r")
-            expect(page.locator("#reject-reason")).to_be_focused()
-            page.keyboard.press("Tab")
+            page.keyboard.press("6")
+            expect(page.locator("#reject-text")).to_be_focused()
             page.keyboard.type(f"not shown ({goals and 'step 2'})")
             page.keyboard.press("Enter")
         expect(page.locator(".queue-progress")).to_contain_text(f"{n} done today")
-    expect(page.get_by_text("Nothing left for you")).to_be_visible()
+    expect(page.locator("#item-heading")).to_have_text("Nothing left for you in the queue")
 
 
 def test_a_team_reviews_a_queue_with_adjudication(page):
@@ -121,7 +122,7 @@ def test_a_team_reviews_a_queue_with_adjudication(page):
     expect(page.locator("table.agreement")).to_contain_text("bob")
 
     log_in(page, "carol")
-    expect(page.get_by_text("Nothing left for you")).to_be_visible()
+    expect(page.locator("#item-heading")).to_have_text("Nothing left for you in the queue")
     task = queue.tasks.first()
     ReviewTask.objects.filter(pk=task.pk).update(done_at=None, done_by=None)
     before = Verdict.objects.count()

@@ -24,7 +24,13 @@ def uploads(settings, tmp_path):
 
 
 def upload(client, name: str, content: bytes, capture, **fields) -> ImportJob:
-    data = {"file": SimpleUploadedFile(name, content), "dataset": "up", "format": "auto", **fields}
+    fields = {
+        "file": SimpleUploadedFile(name, content),
+        "dataset": "up",
+        "format": "auto",
+        **fields,
+    }
+    data = {f"upload-{key}": value for key, value in fields.items()}  # the form's prefix
     with capture(execute=True):
         response = client.post(reverse("upload"), data)
     assert response.status_code == 302
@@ -111,13 +117,15 @@ def test_a_message_log_uploads_with_its_field_mapping(
 
 def test_a_bad_mapping_is_refused_before_anything_is_saved(admin_client_, uploads):
     data = {
-        "file": SimpleUploadedFile("log.jsonl", b"{}\n"),
-        "dataset": "up",
-        "format": "messages",
-        "mapping": "question",
+        "upload-file": SimpleUploadedFile("log.jsonl", b"{}\n"),
+        "upload-dataset": "up",
+        "upload-format": "messages",
+        "upload-mapping": "question",
     }
-    response = admin_client_.post(reverse("upload"), data, follow=True)
+    response = admin_client_.post(reverse("upload"), data)
+    assert response.status_code == 400  # the page again, with what was typed
     assert "Upload refused: mapping:" in response.content.decode()
+    assert 'value="question"' in response.content.decode()
     assert "is not KEY=FIELD" in response.content.decode()
     assert not ImportJob.objects.exists()
 
@@ -168,13 +176,15 @@ def test_a_success_score_that_does_not_parse_is_refused_before_anything_is_saved
     admin_client_, uploads
 ):
     data = {
-        "file": SimpleUploadedFile("t.json", b"{}"),
-        "dataset": "up",
-        "format": "auto",
-        "success_score": "correctness is high",
+        "upload-file": SimpleUploadedFile("t.json", b"{}"),
+        "upload-dataset": "up",
+        "upload-format": "auto",
+        "upload-success_score": "correctness is high",
     }
-    response = admin_client_.post(reverse("upload"), data, follow=True)
-    assert "Upload refused: success_score:" in response.content.decode()
+    response = admin_client_.post(reverse("upload"), data)
+    assert response.status_code == 400  # the form comes back, the problem beside its field
+    assert 'name="upload-success_score" value="correctness is high"' in response.content.decode()
+    assert response.context["upload_form"].errors["success_score"]
     assert not ImportJob.objects.exists()
 
 
@@ -202,9 +212,13 @@ def test_an_upload_over_the_size_limit_is_refused_before_it_is_stored(
     admin_client_, uploads, settings
 ):
     settings.AGENTHER_UPLOAD_MAX_BYTES = 1000
-    data = {"file": SimpleUploadedFile("big.json", b"[" + b" " * 2000 + b"]"), "dataset": "up"}
-    response = admin_client_.post(reverse("upload"), {**data, "format": "auto"}, follow=True)
-    assert "Upload refused" in response.content.decode()
+    data = {
+        "upload-file": SimpleUploadedFile("big.json", b"[" + b" " * 2000 + b"]"),
+        "upload-dataset": "up",
+        "upload-format": "auto",
+    }
+    response = admin_client_.post(reverse("upload"), data)
+    assert response.status_code == 400
     assert "larger than the limit" in response.content.decode()
     assert not ImportJob.objects.exists()
     assert not uploads.exists() or list(uploads.iterdir()) == []

@@ -15,7 +15,7 @@ from django.urls import reverse
 from relabel.models import Candidate, ImportJob, Run
 from review.models import ReviewTask, Verdict
 from review.queue import populate_queue
-from tests.conftest import client_for
+from tests.conftest import client_for, make_user
 from tests.factories import make_candidate, make_run, make_trajectory
 from tests.review.helpers import queued, task_of, xss_trajectory
 
@@ -97,7 +97,8 @@ def test_home_shows_datasets_and_runs_to_researchers(researcher_client, run):
     make_trajectory(run.dataset)
     body = researcher_client.get("/").content.decode()
     assert run.dataset.name in body
-    assert "<td>3</td><td>1</td><td>2</td>" in body.replace("\n", "")
+    cells = '<td class="num">3</td><td class="num">1</td><td class="num">2</td>'
+    assert cells in body.replace("\n", "")
     assert reverse("run", args=[run.pk]) in body
     assert "Upload trajectories" not in body  # admins only
 
@@ -125,9 +126,8 @@ def test_the_queue_shows_one_candidate_with_everything_a_curator_needs(annotator
     assert response.status_code == 200
     assert "script-src 'self'" in response["Content-Security-Policy"]
     assert candidate.hindsight_goal.split()[0] in body
-    text = re.sub(r"<[^>]+>", "", body)  # the goals are split into diff spans
-    assert candidate.trajectory.goal in text and candidate.hindsight_goal in text
-    assert 'class="diff-del"' in body and 'class="diff-ins"' in body
+    assert f'<p class="goal-original">{candidate.trajectory.goal}</p>' in body  # plain text
+    assert f'<p class="goal" id="proposed-goal">{candidate.hindsight_goal}</p>' in body
     assert "judge-b" in body and "vague" in body and "0.35" in body
     assert "constraint violation" in body
     assert 'href="#step-0"' in body and 'id="step-1"' in body
@@ -158,7 +158,9 @@ def test_long_observations_start_collapsed(annotator_client, run):
     make_candidate(run, confidence=0.3, trajectory=make_trajectory(run.dataset, steps=steps))
     populate_queue(run)
     body = annotator_client.get("/review/").content.decode()
-    assert "<details><summary>" in body and "800 characters: expand" in body
+    opening = re.search(r'<details class="turn turn-tool observation" data-observation(.*?)>', body)
+    assert opening and "open" not in opening.group(1)  # collapsed
+    assert "(800 characters)" in body
 
 
 def test_accepting_records_a_verdict_and_serves_the_next(annotator_client, annotator, run):
@@ -173,7 +175,7 @@ def test_accepting_records_a_verdict_and_serves_the_next(annotator_client, annot
     assert first.review_state == "accepted" and first.final_goal == first.hindsight_goal
     assert task_of(first).done_by == annotator
     body = annotator_client.get("/review/").content.decode()
-    assert "<strong>1</strong> done today" in body and "<strong>1</strong> remain" in body
+    assert "<strong>1</strong> done today" in body and "<strong>1</strong> left" in body
 
 
 def test_htmx_decisions_swap_in_the_next_candidate(annotator_client, run):
@@ -336,7 +338,23 @@ def test_audit_items_are_blind(annotator_client, annotator):
         assert hidden not in body, hidden
     # The same buttons and values as any item: the words themselves must not give it away.
     assert 'value="accept"' in body and 'value="reject"' in body and "valid" not in lowered
-    assert "edited_goal" not in body
+    assert controls(body) == controls(curation_item_page())
+
+
+def controls(body: str) -> tuple[list[str], list[str], list[str]]:
+    """The keys, field names and fixed values a page's decisions offer (ids and tokens aside)."""
+    keys = sorted(re.findall(r'data-key="([^"]+)"', body))
+    names = sorted(set(re.findall(r'name="([^"]+)"', body)))
+    values = sorted(
+        v for v in re.findall(r'<input type="hidden" name="decision" value="([^"]+)"', body)
+    )
+    return keys, names, values
+
+
+def curation_item_page() -> str:
+    run = make_run(review={"audit_share": 0.0})
+    queued(run, 0.3)
+    return client_for(make_user("carol", "annotator")).get("/review/").content.decode()
 
 
 def test_accept_and_reject_on_a_blind_item_are_stored_as_valid_and_invalid(
@@ -365,13 +383,37 @@ def test_an_invalid_audit_verdict_marks_the_candidate_rejected(annotator_client)
     assert response.status_code == 302 and Verdict.objects.count() == 1
 
 
-def test_an_edit_is_refused_on_audit_items(annotator_client):
+def test_an_edit_on_a_blind_item_is_an_audit_edit_that_approves_the_new_goal(annotator_client):
+    """The keys are the same on every item, e included: on a blind item an edit says the goal as
+    stated was not valid (strict precision counts it so) and exports the edited goal."""
     run = make_run(review={"audit_share": 1.0})
     candidate = audit_candidate(run)
     populate_queue(run)
     annotator_client.get("/review/")
-    response = decide(annotator_client, task_of(candidate, kind="audit"), "edit", edited_goal="x")
-    assert response.status_code == 302 and not Verdict.objects.exists()
+    decide(annotator_client, task_of(candidate, kind="audit"), "edit", edited_goal="A fixed goal")
+    verdict = Verdict.objects.get()
+    assert (verdict.kind, verdict.decision, verdict.edited_goal) == (
+        "audit",
+        "edit",
+        "A fixed goal",
+    )
+    assert verdict.edit_source == "typed"
+    candidate.refresh_from_db()
+    assert (candidate.review_state, candidate.final_goal) == ("edited", "A fixed goal")
+
+
+def test_a_rejection_on_a_blind_item_keeps_its_reason(annotator_client):
+    run = make_run(review={"audit_share": 1.0})
+    candidate = audit_candidate(run)
+    populate_queue(run)
+    annotator_client.get("/review/")
+    decide(annotator_client, task_of(candidate, kind="audit"), "reject", reason_code="too_vague")
+    verdict = Verdict.objects.get()
+    assert (verdict.kind, verdict.decision, verdict.reason_code) == (
+        "audit",
+        "invalid",
+        "too_vague",
+    )
 
 
 # -- browsing ------------------------------------------------------------------------------------
@@ -426,7 +468,7 @@ def test_browse_answers_htmx_with_the_results_only(researcher_client, run):
     make_candidate(run, confidence=0.3)
     response = researcher_client.get(reverse("candidates", args=[run.pk]), **HX)
     body = response.content.decode()
-    assert body.lstrip().startswith('<section id="results">') and "<html" not in body
+    assert body.lstrip().startswith('<section id="results"') and "<html" not in body
 
 
 def test_the_candidate_page_shows_the_full_history(researcher_client, annotator, run):
@@ -479,7 +521,7 @@ def upload_file(client: Client, content: bytes, name: str = "runs.json") -> obje
     from django.core.files.uploadedfile import SimpleUploadedFile
 
     data = {"file": SimpleUploadedFile(name, content), "dataset": "uploaded", "format": "auto"}
-    return client.post(reverse("upload"), data)
+    return client.post(reverse("upload"), {f"upload-{k}": v for k, v in data.items()})
 
 
 @pytest.fixture
@@ -515,8 +557,10 @@ def test_a_broken_upload_shows_a_clear_error(
 
 
 def test_an_upload_without_a_file_is_refused(admin_client_, uploads):
-    response = admin_client_.post(reverse("upload"), {"dataset": "x"}, follow=True)
+    response = admin_client_.post(reverse("upload"), {"upload-dataset": "x"})
+    assert response.status_code == 400
     assert "Upload refused: file:" in response.content.decode()
+    assert 'value="x"' in response.content.decode()  # what was typed is kept
     assert not ImportJob.objects.exists()
 
 
@@ -525,6 +569,10 @@ def test_a_pending_import_keeps_polling(admin_client_):
     url = reverse("import_progress", args=[job.pk])
     response = admin_client_.get(url, **HX)
     assert response.status_code == 200 and 'hx-trigger="every 2s"' in response.content.decode()
+
+
+def run_form(data: dict) -> dict:
+    return {f"run-{key}": value for key, value in data.items()}  # the form's prefix
 
 
 def test_an_admin_starts_a_run_and_sees_its_figures(
@@ -545,14 +593,14 @@ def test_an_admin_starts_a_run_and_sees_its_figures(
         "extra": "",
     }
     with django_capture_on_commit_callbacks(execute=True):
-        response = admin_client_.post(reverse("run_start"), data)
+        response = admin_client_.post(reverse("run_start"), run_form(data))
     started = Run.objects.exclude(pk=run.pk).get()
     assert response.status_code == 302 and response["Location"] == reverse("run", args=[started.pk])
     assert (
         started.config["accept_threshold"] == 0.6 and started.config["review"]["audit_share"] == 0.5
     )
     body = admin_client_.get(response["Location"]).content.decode()
-    assert "<dt>trajectories</dt><dd>3</dd>" in body
+    assert "The 3 trajectories" in body and "None" not in body
     assert reverse("precision:run", args=[started.pk]) in body
 
 
@@ -563,8 +611,10 @@ def test_a_bad_run_configuration_is_refused_with_its_reason(admin_client_):
         "reject_threshold": 0.2, "raters_per_candidate": 1, "second_rater_share": 0,
         "audit_share": 0.1, "extra": '{"no_such_key": 1}',
     }  # fmt: skip
-    response = admin_client_.post(reverse("run_start"), data, follow=True)
-    assert "no_such_key" in response.content.decode()
+    response = admin_client_.post(reverse("run_start"), run_form(data))
+    body = response.content.decode()
+    assert response.status_code == 400 and "no_such_key" in body
+    assert "{&quot;no_such_key&quot;: 1}" in body  # the form keeps what was typed
     assert Run.objects.count() == 1
 
 

@@ -70,7 +70,10 @@ class Command(BaseCommand):
     def _start_worker(self) -> subprocess.Popen | None:
         """With a broker configured, the demo brings its own worker so the run can finish."""
         if not settings.BROKER_CONFIGURED:
-            self._say("CELERY_BROKER_URL is not set: tasks run in-process")
+            self._say(
+                "CELERY_BROKER_URL is not set: tasks run in-process (what you start from the UI "
+                "runs on a background thread of the server, and its page shows the progress)"
+            )
             return None
         self._say(f"starting a Celery worker on {settings.CELERY_BROKER_URL}")
         celery = os.path.join(os.path.dirname(sys.executable), "celery")
