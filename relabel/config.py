@@ -18,7 +18,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-PROMPT_VERSION = "v1"
+PROMPT_VERSION = "v2"
 STAGES = ("detect", "extract", "relabel")
 BACKENDS = ("rules", "openai")
 JSON_MODES = ("json_schema", "json_object")
@@ -52,8 +52,9 @@ DEFAULTS: dict[str, Any] = {
     "chunk_size": 32,
     # Without a broker, processes for a large run (0 = one per CPU); see relabel.pipeline.pools.
     "processes": 0,
-    # Model -> {"prompt": USD per 1M tokens, "completion": USD per 1M tokens}; merged over
-    # relabel.llm.pricing.DEFAULT_PRICES.
+    # Model -> {"prompt", "completion"[, "cached", "batch"]}: USD per 1M tokens (cached: prompt
+    # tokens served from the endpoint's prefix cache; batch: the factor on every rate through the
+    # Batch API); merged over relabel.llm.pricing.DEFAULT_PRICES.
     "prices": {},
     "review": {
         "raters_per_candidate": 1,
@@ -259,9 +260,12 @@ def _check_prices(config: dict, where: str) -> None:
     if not isinstance(prices, dict):
         _fail(where, "prices", "must be a table of model -> {prompt, completion}")
     for model, entry in prices.items():
-        if not isinstance(entry, dict) or set(entry) != {"prompt", "completion"}:
-            _fail(where, f"prices.{model}", "must have exactly prompt and completion (USD per 1M)")
-        for key in ("prompt", "completion"):
+        if not isinstance(entry, dict) or not {"prompt", "completion"} <= set(entry):
+            _fail(where, f"prices.{model}", "must have prompt and completion (USD per 1M)")
+        unknown = sorted(set(entry) - {"prompt", "completion", "cached", "batch"})
+        if unknown:
+            _fail(where, f"prices.{model}.{unknown[0]}", "is not prompt, completion, cached, batch")
+        for key in entry:
             _check_number(entry, key, where, low=0.0, name=f"prices.{model}.{key}")
 
 

@@ -503,10 +503,12 @@ class LLMCallQuerySet(models.QuerySet):
             llm_calls=Count("id"),
             cached_calls=Count("id", filter=Q(cached=True)),
             prompt_tokens=Sum("prompt_tokens"),
+            cached_tokens=Sum("cached_tokens"),
             completion_tokens=Sum("completion_tokens"),
             cost_usd=Sum("cost_usd"),
         )
-        return {**row, **{k: row[k] or 0 for k in ("prompt_tokens", "completion_tokens")}}
+        tokens = ("prompt_tokens", "cached_tokens", "completion_tokens")
+        return {**row, **{k: row[k] or 0 for k in tokens}}
 
 
 class LLMCall(models.Model):
@@ -521,6 +523,11 @@ class LLMCall(models.Model):
     cached = models.BooleanField(default=False)
     prompt_tokens = models.PositiveIntegerField(default=0)
     completion_tokens = models.PositiveIntegerField(default=0)
+    cached_tokens = models.PositiveIntegerField(
+        default=0,
+        help_text="Prompt tokens the endpoint served from its prefix cache (part of prompt_tokens;"
+        " usage.prompt_tokens_details.cached_tokens), priced at the cached rate.",
+    )
     estimated_prompt_tokens = models.PositiveIntegerField(default=0)
     cost_usd = models.DecimalField(max_digits=12, decimal_places=8, default=0)
     latency_ms = models.PositiveIntegerField(default=0)

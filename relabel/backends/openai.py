@@ -3,6 +3,11 @@
 Prompts come from relabel.llm.prompts, calls go through relabel.llm.client (cache, accounting,
 retries, concurrency). Detection, extraction and judging run at temperature 0; relabel attempts
 follow the run's temperature schedule.
+
+The whole trajectory is read once: when detection and extraction use the same model and endpoint
+(the usual case), the detect stage's request asks for both (``prompts.assess_prompt``, recorded as
+a ``detect`` call) and the extract stage takes its half of the reply. The pipeline's semantics do
+not change: relabel.pipeline.detect and .extract still interpret each half.
 """
 
 from __future__ import annotations
@@ -14,27 +19,34 @@ from relabel.config import STAGES
 from relabel.llm import prompts
 from relabel.llm.client import Endpoint, LLMClient
 
+EXTRACTION = "extraction_reply"
+
 
 class OpenAIBackend:
     name = "openai"
 
-    def __init__(self, config: dict[str, Any]):
+    def __init__(self, config: dict[str, Any], client: LLMClient | None = None):
         self.config = config
-        self.client = LLMClient(config)
+        self.client = client or LLMClient(config)
         self.endpoints = {stage: Endpoint.from_config(config["stages"][stage]) for stage in STAGES}
         self.max_tokens = int(config["max_prompt_tokens"])
+        self.attempts = int(config["attempts"])
+        self.read_once = self.endpoints["detect"] == self.endpoints["extract"]
 
     def detect(self, ctx: ItemContext) -> dict[str, Any]:
-        prompt = prompts.detect_prompt(ctx.trajectory, ctx.steps, self.max_tokens, ctx.memo)
-        return self.client.complete_json(
-            self.endpoints["detect"], prompt, temperature=0.0, log=ctx.log
-        )
+        if not self.read_once:
+            prompt = prompts.detect_prompt(ctx.trajectory, ctx.steps, self.max_tokens, ctx.memo)
+            return self._ask("detect", prompt, ctx)
+        prompt = prompts.assess_prompt(ctx.trajectory, ctx.steps, self.max_tokens, ctx.memo)
+        reply = self._ask("detect", prompt, ctx)
+        ctx.memo[EXTRACTION] = reply["extraction"]
+        return reply["detection"]
 
     def extract(self, ctx: ItemContext) -> dict[str, Any]:
+        if EXTRACTION in ctx.memo:
+            return ctx.memo[EXTRACTION]
         prompt = prompts.extract_prompt(ctx.trajectory, ctx.steps, self.max_tokens, ctx.memo)
-        return self.client.complete_json(
-            self.endpoints["extract"], prompt, temperature=0.0, log=ctx.log
-        )
+        return self._ask("extract", prompt, ctx)
 
     def relabel(
         self,
@@ -46,21 +58,40 @@ class OpenAIBackend:
         refused: list[dict[str, Any]],
     ) -> dict[str, Any]:
         prompt = prompts.relabel_prompt(
-            ctx.trajectory, ctx.steps, outcome, self.max_tokens, refused, ctx.memo
+            ctx.trajectory,
+            ctx.steps,
+            outcome,
+            self.max_tokens,
+            refused,
+            ctx.memo,
+            attempts=self.attempts,
         )
-        return self.client.complete_json(
-            self.endpoints["relabel"], prompt, temperature=temperature, log=ctx.log
-        )
+        return self._ask("relabel", prompt, ctx, temperature=temperature)
 
     def panel(self) -> list[dict[str, Any]]:
         return self.config["judges"]
 
     def judge(self, ctx: ItemContext, judge: dict[str, Any], goal: str) -> dict[str, Any]:
-        prompt = prompts.judge_prompt(ctx.trajectory, ctx.steps, goal, self.max_tokens, ctx.memo)
+        prompt = prompts.judge_prompt(
+            ctx.trajectory,
+            ctx.steps,
+            goal,
+            self.max_tokens,
+            ctx.memo,
+            outcome=ctx.memo.get("outcome"),
+            attempts=self.attempts,
+        )
         return self.client.complete_json(
             Endpoint.from_config(judge),
             prompt,
             temperature=0.0,
             log=ctx.log,
             stage=f"judge:{judge['name']}",
+        )
+
+    def _ask(
+        self, stage: str, prompt: prompts.Prompt, ctx: ItemContext, temperature: float = 0.0
+    ) -> dict[str, Any]:
+        return self.client.complete_json(
+            self.endpoints[stage], prompt, temperature=temperature, log=ctx.log, stage=stage
         )

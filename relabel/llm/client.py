@@ -33,7 +33,7 @@ from django.db import connection
 from openai.types.chat import ChatCompletion
 
 from relabel.llm.pricing import cost_usd, price_table
-from relabel.llm.prompts import Prompt
+from relabel.llm.prompts import Prompt, with_schema_text
 from relabel.llm.schema import schema_errors
 from relabel.models import LLMCacheEntry, LLMCall
 from relabel.tokens import estimate_tokens
@@ -272,6 +272,26 @@ class LLMClient:
             return "json_object"
         return endpoint.json_mode
 
+    def request_body(
+        self,
+        endpoint: Endpoint,
+        messages: list[dict[str, Any]],
+        prompt: Prompt,
+        temperature: float,
+        json_mode: str,
+    ) -> dict[str, Any]:
+        """The chat-completions body, as sent (and as the Batch API's request lines carry it).
+        In JSON-object mode the schema goes into the prompt as text."""
+        if json_mode == "json_object":
+            messages = with_schema_text(messages, prompt)
+        return {
+            "model": endpoint.model,
+            "messages": messages,
+            "temperature": temperature,
+            "max_tokens": self.max_completion_tokens,
+            "response_format": self._response_format(prompt, json_mode),
+        }
+
     def _response_format(self, prompt: Prompt, json_mode: str) -> dict[str, Any]:
         if json_mode == "json_object":
             return {"type": "json_object"}
@@ -297,13 +317,7 @@ class LLMClient:
         attempt = 0
         while True:
             started = time.monotonic()
-            body = {
-                "model": endpoint.model,
-                "messages": messages,
-                "temperature": temperature,
-                "max_tokens": self.max_completion_tokens,
-                "response_format": self._response_format(prompt, json_mode),
-            }
+            body = self.request_body(endpoint, messages, prompt, temperature, json_mode)
             try:
                 with slots:
                     started = time.monotonic()  # the endpoint's latency, not our queue's
@@ -402,23 +416,63 @@ class LLMClient:
         started: float,
         response: Any,
     ) -> LLMCall:
-        usage = getattr(response, "usage", None)
-        prompt_tokens = getattr(usage, "prompt_tokens", None)
-        completion_tokens = getattr(usage, "completion_tokens", None)
-        if prompt_tokens is None:
-            # No usage figures from this server: bill our estimate rather than nothing.
-            prompt_tokens = estimate
-            completion_tokens = estimate_tokens(self._content(response) or "")
+        figures = self.usage_fields(
+            endpoint, getattr(response, "usage", None), estimate, self._content(response)
+        )
         call = self._record(
             log,
             endpoint,
             stage,
             key,
             estimate,
-            prompt_tokens=prompt_tokens,
-            completion_tokens=completion_tokens or 0,
-            cost_usd=cost_usd(self.prices, endpoint.model, prompt_tokens, completion_tokens or 0),
+            **figures,
             latency_ms=int((time.monotonic() - started) * 1000),
         )
         log.calls.append(call)
         return call
+
+    def usage_fields(
+        self,
+        endpoint: Endpoint,
+        usage: Any,
+        estimate: int,
+        content: str | None,
+        *,
+        batch: bool = False,
+    ) -> dict[str, Any]:
+        """An answered call's LLMCall fields from the endpoint's usage (an object or, in a Batch
+        API results file, a dict): tokens, cached tokens and cost."""
+        prompt_tokens, completion_tokens, cached_tokens = usage_figures(usage)
+        if prompt_tokens is None:
+            # No usage figures from this server: bill our estimate rather than nothing.
+            prompt_tokens = estimate
+            completion_tokens = estimate_tokens(content or "")
+        completion_tokens = completion_tokens or 0
+        cost = cost_usd(
+            self.prices,
+            endpoint.model,
+            prompt_tokens,
+            completion_tokens,
+            cached_tokens,
+            batch=batch,
+        )
+        return {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "cached_tokens": cached_tokens,
+            "cost_usd": cost,
+        }
+
+
+def _field(value: Any, name: str) -> Any:
+    return value.get(name) if isinstance(value, dict) else getattr(value, name, None)
+
+
+def usage_figures(usage: Any) -> tuple[int | None, int | None, int]:
+    """(prompt, completion, cached) tokens of a usage object or dict; cached is
+    ``prompt_tokens_details.cached_tokens`` when the endpoint reports it, else 0."""
+    if usage is None:
+        return None, None, 0
+    details = _field(usage, "prompt_tokens_details")
+    cached = _field(details, "cached_tokens") if details is not None else None
+    return _field(usage, "prompt_tokens"), _field(usage, "completion_tokens"), int(cached or 0)
