@@ -204,6 +204,11 @@ class Run(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     error = models.TextField(blank=True)
+    pending_items = models.IntegerField(
+        default=0,
+        help_text="Items not processed yet: kept in each result's transaction, so finishing a "
+        "run reads one row instead of scanning its items after every task.",
+    )
 
     class Meta:
         ordering = ["-id"]
@@ -239,8 +244,15 @@ class Run(models.Model):
     def finish_if_done(self) -> bool:
         """Marks the run finished once no item waits to be processed, and says so (once) to
         whoever listens (the review side fills its queue), in the same transaction: a run is
-        never seen finished with its queue missing."""
+        never seen finished with its queue missing.
+
+        This runs after every task: it reads the run's counter of pending items (one row), and
+        only when that says none are left does it look at the items themselves (once a run).
+        """
+        if Run.objects.filter(pk=self.pk, pending_items__gt=0).exists():
+            return False
         if RunItem.objects.filter(run=self).pending().exists():
+            self.recount_pending()  # the counter was wrong: trust the items
             return False
         with transaction.atomic():
             finished = Run.objects.filter(pk=self.pk, status=Run.Status.RUNNING).update(
@@ -254,6 +266,12 @@ class Run(models.Model):
     def announce_finished(self) -> None:
         """Sends ``run_finished``; receivers must be idempotent (a resume sends it again)."""
         run_finished.send(sender=Run, run=self)
+
+    def recount_pending(self) -> int:
+        """Sets the counter of pending items from the items (a scan: at start and resume only)."""
+        self.pending_items = RunItem.objects.filter(run=self).pending().count()
+        Run.objects.filter(pk=self.pk).update(pending_items=self.pending_items)
+        return self.pending_items
 
     def interrupt(self, error: str) -> None:
         Run.objects.filter(pk=self.pk).update(status=Run.Status.INTERRUPTED, error=error[:4000])

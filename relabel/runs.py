@@ -53,15 +53,17 @@ def start_run(
 
 
 def create_items(run: Run) -> None:
-    """One RunItem per trajectory of the run's dataset, written in batches."""
+    """One RunItem per trajectory of the run's dataset, written in batches; all pending."""
     ids = run.dataset.trajectories.order_by("id").values_list("id", flat=True)
     batch: list[RunItem] = []
+    total = 0
     for trajectory_id in ids.iterator(chunk_size=BATCH):
         batch.append(RunItem(run=run, trajectory_id=trajectory_id))
         if len(batch) >= BATCH:
             RunItem.objects.bulk_create(batch)
-            batch = []
+            total, batch = total + len(batch), []
     RunItem.objects.bulk_create(batch)
+    Run.objects.filter(pk=run.pk).update(pending_items=total + len(batch))
 
 
 def resume_run(run: Run) -> Run:
@@ -76,6 +78,7 @@ def resume_run(run: Run) -> Run:
         run.refresh_from_db(fields=["status"])
         if left.exists() or run.status == Run.Status.INTERRUPTED:
             left.update(lease_until=None)
+            run.recount_pending()
             run.reopen()
             enqueue_run(run)
         elif run.status == Run.Status.FINISHED:
