@@ -56,6 +56,12 @@ DEFAULTS: dict[str, Any] = {
     # tokens served from the endpoint's prefix cache; batch: the factor on every rate through the
     # Batch API); merged over relabel.llm.pricing.DEFAULT_PRICES.
     "prices": {},
+    # Send each stage's requests through the endpoints' Batch API (relabel.pipeline.batch_run):
+    # half the price, answers within 24 hours. A task checks the batches every batch_poll_seconds;
+    # one batch holds at most batch_max_requests requests.
+    "batch": False,
+    "batch_poll_seconds": 30.0,
+    "batch_max_requests": 5000,
     "review": {
         "raters_per_candidate": 1,
         "second_rater_share": 0.0,
@@ -134,6 +140,10 @@ def validate_config(table: dict[str, Any], *, where: str = "config") -> dict[str
         _check_int(config, key, where, low=0)
     _check_int(config, "chunk_size", where, low=1)
     _check_int(config, "processes", where, low=0)
+    if not isinstance(config["batch"], bool):
+        _fail(where, "batch", f"must be true or false, not {config['batch']!r}")
+    _check_number(config, "batch_poll_seconds", where, low=0.0)
+    _check_int(config, "batch_max_requests", where, low=1)
     for key in ("request_timeout", "retry_backoff"):
         _check_number(config, key, where, low=0.0)
     _check_temperatures(config, where)

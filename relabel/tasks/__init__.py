@@ -7,7 +7,8 @@ per concern, imported here so that Celery's autodiscovery finds them all.
 
 from __future__ import annotations
 
+from relabel.tasks.batches import check_batches
 from relabel.tasks.jobs import run_job, submit_job
 from relabel.tasks.pipeline import enqueue_run, process_items
 
-__all__ = ["enqueue_run", "process_items", "run_job", "submit_job"]
+__all__ = ["check_batches", "enqueue_run", "process_items", "run_job", "submit_job"]
