@@ -49,7 +49,7 @@ DEFAULTS: dict[str, Any] = {
     "retry_backoff": 0.5,
     "malformed_retries": 2,
     # Items per Celery task when a broker is configured (without one, one task takes them all).
-    "chunk_size": 32,
+    "chunk_size": 128,
     # Without a broker, processes for a large run (0 = one per CPU); see relabel.pipeline.pools.
     "processes": 0,
     # Model -> {"prompt", "completion"[, "cached", "batch"]}: USD per 1M tokens (cached: prompt
