@@ -24,7 +24,7 @@ from relabel.endpoints import (
     undeclared_urls_allowed,
 )
 
-PROMPT_VERSION = "v2"  # v2: judges name contradicting turns; stage 3b rewrites
+PROMPT_VERSION = "v3"  # v3: lean, cache-friendly; judges read the whole run and name contradictions
 # "consistency" is the model that rewrites turns referring to the original goal (stage 3b).
 STAGES = ("detect", "extract", "relabel", "consistency")
 BACKENDS = ("rules", "openai")
@@ -63,12 +63,19 @@ DEFAULTS: dict[str, Any] = {
     "retry_backoff": 0.5,
     "malformed_retries": 2,
     # Items per Celery task when a broker is configured (without one, one task takes them all).
-    "chunk_size": 32,
+    "chunk_size": 128,
     # Without a broker, processes for a large run (0 = one per CPU); see relabel.pipeline.pools.
     "processes": 0,
-    # Model -> {"prompt": USD per 1M tokens, "completion": USD per 1M tokens}; merged over
-    # relabel.llm.pricing.DEFAULT_PRICES.
+    # Model -> {"prompt", "completion"[, "cached", "batch"]}: USD per 1M tokens (cached: prompt
+    # tokens served from the endpoint's prefix cache; batch: the factor on every rate through the
+    # Batch API); merged over relabel.llm.pricing.DEFAULT_PRICES.
     "prices": {},
+    # Send each stage's requests through the endpoints' Batch API (relabel.pipeline.batch_run):
+    # half the price, answers within 24 hours. A task checks the batches every batch_poll_seconds;
+    # one batch holds at most batch_max_requests requests.
+    "batch": False,
+    "batch_poll_seconds": 30.0,
+    "batch_max_requests": 5000,
     "review": {
         "raters_per_candidate": 1,
         "second_rater_share": 0.0,
@@ -152,6 +159,10 @@ def validate_config(table: dict[str, Any], *, where: str = "config") -> dict[str
         _check_int(config, key, where, low=0)
     _check_int(config, "chunk_size", where, low=1)
     _check_int(config, "processes", where, low=0)
+    if not isinstance(config["batch"], bool):
+        _fail(where, "batch", f"must be true or false, not {config['batch']!r}")
+    _check_number(config, "batch_poll_seconds", where, low=0.0)
+    _check_int(config, "batch_max_requests", where, low=1)
     for key in ("request_timeout", "retry_backoff"):
         _check_number(config, key, where, low=0.0)
     _check_temperatures(config, where)
@@ -277,9 +288,12 @@ def _check_prices(config: dict, where: str) -> None:
     if not isinstance(prices, dict):
         _fail(where, "prices", "must be a table of model -> {prompt, completion}")
     for model, entry in prices.items():
-        if not isinstance(entry, dict) or set(entry) != {"prompt", "completion"}:
-            _fail(where, f"prices.{model}", "must have exactly prompt and completion (USD per 1M)")
-        for key in ("prompt", "completion"):
+        if not isinstance(entry, dict) or not {"prompt", "completion"} <= set(entry):
+            _fail(where, f"prices.{model}", "must have prompt and completion (USD per 1M)")
+        unknown = sorted(set(entry) - {"prompt", "completion", "cached", "batch"})
+        if unknown:
+            _fail(where, f"prices.{model}.{unknown[0]}", "is not prompt, completion, cached, batch")
+        for key in entry:
             _check_number(entry, key, where, low=0.0, name=f"prices.{model}.{key}")
 
 

@@ -111,6 +111,11 @@ class StartRunForm(forms.Form):
         required=False,
         initial="rewrite",
     )
+    batch = forms.BooleanField(
+        label="Through the Batch API",
+        required=False,
+        help_text="Half the price; answers within 24 hours (openai backend).",
+    )
     extra = forms.CharField(
         label="More configuration (JSON object)",
         required=False,
@@ -152,6 +157,8 @@ class StartRunForm(forms.Form):
         config = dict(data["extra"])
         if data.get("endpoint"):
             config["endpoint"] = data["endpoint"]
+        if data.get("batch"):
+            config["batch"] = True
         config["accept_threshold"] = data["accept_threshold"]
         config["reject_threshold"] = data["reject_threshold"]
         if data.get("consistency"):

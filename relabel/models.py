@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+import uuid
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -218,6 +219,17 @@ class Run(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     error = models.TextField(blank=True)
+    pending_items = models.IntegerField(
+        default=0,
+        help_text="Items not processed yet: kept in each result's transaction, so finishing a "
+        "run reads one row instead of scanning its items after every task.",
+    )
+    batch_ticket = models.CharField(
+        max_length=40,
+        blank=True,
+        help_text="A run through the Batch API: the current chain of checks (a resume starts a "
+        "new one and the older one stops).",
+    )
 
     class Meta:
         ordering = ["-id"]
@@ -253,8 +265,15 @@ class Run(models.Model):
     def finish_if_done(self) -> bool:
         """Marks the run finished once no item waits to be processed, and says so (once) to
         whoever listens (the review side fills its queue), in the same transaction: a run is
-        never seen finished with its queue missing."""
+        never seen finished with its queue missing.
+
+        This runs after every task: it reads the run's counter of pending items (one row), and
+        only when that says none are left does it look at the items themselves (once a run).
+        """
+        if Run.objects.filter(pk=self.pk, pending_items__gt=0).exists():
+            return False
         if RunItem.objects.filter(run=self).pending().exists():
+            self.recount_pending()  # the counter was wrong: trust the items
             return False
         with transaction.atomic():
             finished = Run.objects.filter(pk=self.pk, status=Run.Status.RUNNING).update(
@@ -268,6 +287,25 @@ class Run(models.Model):
     def announce_finished(self) -> None:
         """Sends ``run_finished``; receivers must be idempotent (a resume sends it again)."""
         run_finished.send(sender=Run, run=self)
+
+    def recount_pending(self) -> int:
+        """Sets the counter of pending items from the items (a scan: at start and resume only)."""
+        self.pending_items = RunItem.objects.filter(run=self).pending().count()
+        Run.objects.filter(pk=self.pk).update(pending_items=self.pending_items)
+        return self.pending_items
+
+    def start_batch_chain(self) -> str:
+        """A new chain of batch checks (relabel.tasks.batches): any older one stops."""
+        self.batch_ticket = uuid.uuid4().hex
+        Run.objects.filter(pk=self.pk).update(batch_ticket=self.batch_ticket)
+        return self.batch_ticket
+
+    def pass_batch_ticket(self, ticket: str) -> str | None:
+        """Hands the chain's ticket on to the next check; None when this check no longer holds
+        it (a resume started another chain, or a duplicate delivery passed it already)."""
+        successor = uuid.uuid4().hex
+        passed = Run.objects.filter(pk=self.pk, batch_ticket=ticket).update(batch_ticket=successor)
+        return successor if passed else None
 
     def interrupt(self, error: str) -> None:
         Run.objects.filter(pk=self.pk).update(status=Run.Status.INTERRUPTED, error=error[:4000])
@@ -587,10 +625,12 @@ class LLMCallQuerySet(models.QuerySet):
             llm_calls=Count("id"),
             cached_calls=Count("id", filter=Q(cached=True)),
             prompt_tokens=Sum("prompt_tokens"),
+            cached_tokens=Sum("cached_tokens"),
             completion_tokens=Sum("completion_tokens"),
             cost_usd=Sum("cost_usd"),
         )
-        return {**row, **{k: row[k] or 0 for k in ("prompt_tokens", "completion_tokens")}}
+        tokens = ("prompt_tokens", "cached_tokens", "completion_tokens")
+        return {**row, **{k: row[k] or 0 for k in tokens}}
 
 
 class LLMCall(models.Model):
@@ -605,6 +645,11 @@ class LLMCall(models.Model):
     cached = models.BooleanField(default=False)
     prompt_tokens = models.PositiveIntegerField(default=0)
     completion_tokens = models.PositiveIntegerField(default=0)
+    cached_tokens = models.PositiveIntegerField(
+        default=0,
+        help_text="Prompt tokens the endpoint served from its prefix cache (part of prompt_tokens;"
+        " usage.prompt_tokens_details.cached_tokens), priced at the cached rate.",
+    )
     estimated_prompt_tokens = models.PositiveIntegerField(default=0)
     cost_usd = models.DecimalField(max_digits=12, decimal_places=8, default=0)
     latency_ms = models.PositiveIntegerField(default=0)
@@ -630,6 +675,70 @@ class LLMCacheEntry(models.Model):
 
     def __str__(self) -> str:
         return f"cached {self.model} response {self.key[:12]}"
+
+
+class Batch(models.Model):
+    """Requests of a run's items sent as one file through an endpoint's Batch API.
+
+    ``preparing``: its requests are recorded, the file is being uploaded (under a lease: a worker
+    that died here leaves it to be adopted or dropped); ``submitted``: the endpoint has it as
+    ``remote_id``; ``done``: its results were read into its requests, each item's own.
+    """
+
+    class State(models.TextChoices):
+        PREPARING = "preparing"
+        SUBMITTED = "submitted"
+        DONE = "done"
+
+    OPEN = (State.PREPARING, State.SUBMITTED)  # not read yet: being sent, or at the endpoint
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="batches")
+    endpoint = models.JSONField(help_text="The stage's or judge's endpoint entry of the config.")
+    model = models.CharField(max_length=200)
+    state = models.CharField(max_length=20, choices=State.choices, default=State.PREPARING)
+    remote_id = models.CharField(max_length=200, blank=True, help_text="The endpoint's batch id.")
+    remote_status = models.CharField(max_length=30, blank=True)
+    input_file_id = models.CharField(max_length=200, blank=True)
+    output_file_id = models.CharField(max_length=200, blank=True)
+    error_file_id = models.CharField(max_length=200, blank=True)
+    size = models.PositiveIntegerField(default=0, help_text="Requests in the file.")
+    lease_until = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    submitted_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name_plural = "batches"
+        indexes = [models.Index(fields=["run", "state"])]
+
+    def __str__(self) -> str:
+        return f"batch {self.pk} of run {self.run_id} ({self.state}, {self.size} requests)"
+
+
+class BatchRequest(models.Model):
+    """One request line of a Batch: which item and stage it is for, and, once read, its answer."""
+
+    batch = models.ForeignKey(Batch, on_delete=models.CASCADE, related_name="requests")
+    item = models.ForeignKey(RunItem, on_delete=models.CASCADE, related_name="batch_requests")
+    stage = models.CharField(max_length=30, help_text="detect, extract, relabel, judge:<name>")
+    schema = models.CharField(max_length=30, help_text="The prompt's stage (its reply schema).")
+    cache_key = models.CharField(max_length=64)
+    estimated_prompt_tokens = models.PositiveIntegerField(default=0)
+    answered = models.BooleanField(default=False)
+    content = models.TextField(blank=True, help_text="The reply, when it came.")
+    error = models.TextField(blank=True, help_text="Why this request got no usable reply.")
+    call = models.OneToOneField(LLMCall, null=True, blank=True, on_delete=models.SET_NULL)
+
+    class Meta:
+        indexes = [models.Index(fields=["item", "answered"])]
+
+    def __str__(self) -> str:
+        return f"{self.stage} request of item {self.item_id} in batch {self.batch_id}"
+
+    @property
+    def custom_id(self) -> str:
+        return f"agenther-{self.pk}"
 
 
 class JobError(Exception):

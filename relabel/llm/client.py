@@ -35,7 +35,7 @@ from openai.types.chat import ChatCompletion
 
 from relabel.endpoints import endpoint_at, key_for
 from relabel.llm.pricing import cost_usd, price_table
-from relabel.llm.prompts import PROMPT_VERSION, Prompt
+from relabel.llm.prompts import PROMPT_VERSION, Prompt, with_schema_text
 from relabel.llm.schema import schema_errors
 from relabel.models import LLMCacheEntry, LLMCall
 from relabel.tokens import estimate_tokens
@@ -210,6 +210,8 @@ class Request:
     key: str
     estimate: int
     log: CallLog
+    prompt: Prompt
+    messages: list[dict[str, Any]]
 
 
 class LLMClient:
@@ -263,18 +265,12 @@ class LLMClient:
         log: CallLog,
         stage: str,
     ) -> Request:
-        body = {
-            "model": endpoint.model,
-            "messages": messages,
-            "temperature": temperature,
-            "max_tokens": self.max_completion_tokens,
-            "response_format": self._response_format(prompt, self._json_mode(endpoint)),
-        }
+        body = self.request_body(endpoint, messages, prompt, temperature, self._json_mode(endpoint))
         estimate = prompt.estimated_tokens
         if messages is not prompt.messages:  # a repair turn was added
             estimate += sum(estimate_tokens(m["content"]) for m in messages[len(prompt.messages) :])
         key = cache_key(endpoint, body, self.prompt_version)
-        return Request(endpoint, stage, body, key, estimate, log)
+        return Request(endpoint, stage, body, key, estimate, log, prompt, messages)
 
     def _complete_once(
         self, request: Request, prompt: Prompt
@@ -283,13 +279,13 @@ class LLMClient:
         if hit is not None:
             value, problem = parse_reply(hit.get("content"), prompt.schema)
             if value is not None:
-                request.log.record(self._record(request, cached=True))
+                self._keep(request, self._record(request, cached=True))
                 return value, hit.get("content"), ""
         call, content = self._call_with_retries(request)
         value, problem = parse_reply(content, prompt.schema)
         if value is None:
             call.error = f"malformed: {problem}"[:2000]
-            request.log.record(call)
+            self._keep(request, call)
             return None, content, problem
         usage = {"prompt_tokens": call.prompt_tokens, "completion_tokens": call.completion_tokens}
         entry = LLMCacheEntry(
@@ -297,13 +293,38 @@ class LLMClient:
             model=request.endpoint.model,
             response={"content": content, "usage": usage},
         )
-        request.log.record(call, entry)
+        self._keep(request, call, entry)
         return value, content, ""
+
+    def _keep(self, request: Request, call: LLMCall, entry: LLMCacheEntry | None = None) -> None:
+        """Records a call answered by the endpoint (with the cache entry of a usable answer) or
+        by the cache."""
+        request.log.record(call, entry)
 
     def _json_mode(self, endpoint: Endpoint) -> str:
         if endpoint.base_url in _json_object_only:
             return "json_object"
         return endpoint.json_mode
+
+    def request_body(
+        self,
+        endpoint: Endpoint,
+        messages: list[dict[str, Any]],
+        prompt: Prompt,
+        temperature: float,
+        json_mode: str,
+    ) -> dict[str, Any]:
+        """The chat-completions body, as sent (and as the Batch API's request lines carry it).
+        In JSON-object mode the schema goes into the prompt as text."""
+        if json_mode == "json_object":
+            messages = with_schema_text(messages, prompt)
+        return {
+            "model": endpoint.model,
+            "messages": messages,
+            "temperature": temperature,
+            "max_tokens": self.max_completion_tokens,
+            "response_format": self._response_format(prompt, json_mode),
+        }
 
     def _response_format(self, prompt: Prompt, json_mode: str) -> dict[str, Any]:
         if json_mode == "json_object":
@@ -317,7 +338,10 @@ class LLMClient:
         """The endpoint has no JSON-schema mode: plain JSON mode from now on, for this request
         too (and its cache key, which must say what was asked)."""
         _json_object_only.add(request.endpoint.base_url)
-        request.body = {**request.body, "response_format": {"type": "json_object"}}
+        temperature = request.body["temperature"]
+        request.body = self.request_body(
+            request.endpoint, request.messages, request.prompt, temperature, "json_object"
+        )
         request.key = cache_key(request.endpoint, request.body, self.prompt_version)
 
     def _call_with_retries(self, request: Request) -> tuple[LLMCall, str | None]:
@@ -394,18 +418,57 @@ class LLMClient:
         request.log.record(self._record(request, latency_ms=latency, error=error))
 
     def _answered(self, request: Request, started: float, response: Any) -> LLMCall:
-        usage = getattr(response, "usage", None)
-        prompt_tokens = getattr(usage, "prompt_tokens", None)
-        completion_tokens = getattr(usage, "completion_tokens", None)
+        figures = self.usage_fields(
+            request.endpoint,
+            getattr(response, "usage", None),
+            request.estimate,
+            self._content(response),
+        )
+        latency = int((time.monotonic() - started) * 1000)
+        return self._record(request, **figures, latency_ms=latency)
+
+    def usage_fields(
+        self,
+        endpoint: Endpoint,
+        usage: Any,
+        estimate: int,
+        content: str | None,
+        *,
+        batch: bool = False,
+    ) -> dict[str, Any]:
+        """An answered call's LLMCall fields from the endpoint's usage (an object or, in a Batch
+        API results file, a dict): tokens, cached tokens and cost."""
+        prompt_tokens, completion_tokens, cached_tokens = usage_figures(usage)
         if prompt_tokens is None:
             # No usage figures from this server: bill our estimate rather than nothing.
-            prompt_tokens = request.estimate
-            completion_tokens = estimate_tokens(self._content(response) or "")
-        model = request.endpoint.model
-        return self._record(
-            request,
-            prompt_tokens=prompt_tokens,
-            completion_tokens=completion_tokens or 0,
-            cost_usd=cost_usd(self.prices, model, prompt_tokens, completion_tokens or 0),
-            latency_ms=int((time.monotonic() - started) * 1000),
+            prompt_tokens = estimate
+            completion_tokens = estimate_tokens(content or "")
+        completion_tokens = completion_tokens or 0
+        cost = cost_usd(
+            self.prices,
+            endpoint.model,
+            prompt_tokens,
+            completion_tokens,
+            cached_tokens,
+            batch=batch,
         )
+        return {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "cached_tokens": cached_tokens,
+            "cost_usd": cost,
+        }
+
+
+def _field(value: Any, name: str) -> Any:
+    return value.get(name) if isinstance(value, dict) else getattr(value, name, None)
+
+
+def usage_figures(usage: Any) -> tuple[int | None, int | None, int]:
+    """(prompt, completion, cached) tokens of a usage object or dict; cached is
+    ``prompt_tokens_details.cached_tokens`` when the endpoint reports it, else 0."""
+    if usage is None:
+        return None, None, 0
+    details = _field(usage, "prompt_tokens_details")
+    cached = _field(details, "cached_tokens") if details is not None else None
+    return _field(usage, "prompt_tokens"), _field(usage, "completion_tokens"), int(cached or 0)

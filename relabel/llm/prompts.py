@@ -1,10 +1,29 @@
 """The one place prompts are built: versioned, with a JSON schema per stage, budgeted in tokens.
 
-Every prompt shows the trajectory the same way: the steps as relabel.chat renders them, each
-under a ``### Step N`` header (N is the 0-based Step.index the stages ground achievements to),
-with observations, thoughts and arguments cut to a budget so that the whole prompt stays within
-``max_prompt_tokens`` (estimated offline by relabel.tokens). A WebArena step carries tens of KB
-of accessibility tree and HTML: a prompt gets a few hundred tokens of it, head and tail.
+Two principles decide the shape of every prompt (see the README, "Prompts and cost"):
+
+- **Lean.** The detect stage's request also asks for the extraction when both stages use the
+  same model and endpoint (``assess_prompt``). The relabel prompt works from what the extraction
+  grounded, the achievements and the steps they cite (``evidence_view``), not from the whole
+  trajectory again.
+- **Honest judges.** A judge reads the whole run (``run_view``), never the extraction's summary
+  of it nor the original goal: it must be able to reject a goal that some uncited step
+  contradicts (stage 3b asks it to name every such step), and an extraction's mistake must not
+  become the judge's.
+- **Cache-friendly.** A prompt is ``[system, view, task]``: the system text is the same for every
+  stage and trajectory; the view is the trajectory as that stage's model sees it, and the steps
+  come first in it, byte-identical for every call that reads them (detection, extraction and
+  every judge share the whole-run rendering; the relabel attempts share the evidence); the
+  stage's instructions come last. Retries only ever append
+  (a refused goal and the reason, a malformed reply and the reason), so an endpoint's prefix cache
+  (OpenAI caches repeated prefixes of 1,024+ tokens; vLLM and llama.cpp cache prefixes too) serves
+  everything a retry repeats.
+
+Steps are shown as relabel.chat renders them, each under a ``### Step N`` header (N is the
+0-based Step.index the stages ground achievements to), with observations, thoughts and arguments
+cut so that the whole prompt stays within ``max_prompt_tokens`` (estimated offline by
+relabel.tokens). The reply's JSON schema travels in ``response_format`` (JSON-schema mode); in
+JSON-object mode the client appends it as text (``schema_text``).
 
 Changing any wording or schema here means bumping PROMPT_VERSION: the version is part of every
 run's configuration, and of the cache key through the messages themselves.
@@ -29,6 +48,11 @@ HEAD_STEPS = 3
 THOUGHT_TOKENS = 200
 ARGUMENT_TOKENS = 120
 MIN_OBSERVATION_TOKENS = 40
+# The evidence (achievements and the steps they cite) gets this share of the prompt budget: the
+# relabel prompt and every judge's prompt carry it, so it is what a trajectory pays K + judges
+# times.
+EVIDENCE_SHARE = 0.25
+EVIDENCE_LIST_ITEMS = 6
 
 
 def _object(properties: dict[str, Any]) -> dict[str, Any]:
@@ -105,63 +129,91 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         }
     ),
 }
-# A run whose outcome was not recorded: the same diagnosis, and first whether it succeeded.
+# A run whose outcome was not recorded: first whether it succeeded, then the same diagnosis.
 SCHEMAS["detect_unknown"] = _object(
     {"succeeded": {"type": "boolean"}, **SCHEMAS["detect"]["properties"]}
 )
+# Detection and extraction in one reply, for the one request that reads the whole trajectory.
+SCHEMAS["detect+extract"] = _object(
+    {"detection": SCHEMAS["detect"], "extraction": SCHEMAS["extract"]}
+)
 
+SYSTEM = (
+    "You review runs of AI agents for AgentHER, which turns failed runs into training data. "
+    "The run comes first (its steps are headed ### Step N), then your task: answer it with one "
+    "JSON object only."
+)
+
+_DETECT = (
+    "Classify the failure of this run, which its benchmark marked as failed. failure_type is one "
+    "of: {types}. severity is in [0, 1]: 1 means catastrophic (the run achieved nothing usable), "
+    "0 a minor slip in an otherwise sound run. recoverable: whether the run still demonstrates a "
+    "coherent, correct behaviour that some other goal would be fully satisfied by. explanation: "
+    "one or two sentences."
+)
+_DETECT_UNKNOWN = (
+    "This is a run whose outcome was not recorded. succeeded: whether the run fully and "
+    "correctly accomplished its original goal. If it did not, classify the failure (if it did, "
+    "describe the run the same way, with severity 0). failure_type is one of: {types}. severity "
+    "is in [0, 1]: 1 means catastrophic (the run achieved nothing usable), 0 a minor slip in an "
+    "otherwise sound run. recoverable: whether the run still demonstrates a coherent, correct "
+    "behaviour that some other goal would be fully satisfied by. explanation: one or two "
+    "sentences."
+)
+_EXTRACT = (
+    "List what the agent in this run actually achieved, whatever it was asked. achievements: each "
+    "a short statement with the step numbers (from the '### Step N' headers) whose actions or "
+    "observations show it; claim nothing the steps do not show. key_observations: facts the agent "
+    "saw that matter. limitations: what it did not do or got wrong."
+)
 INSTRUCTIONS = {
-    "detect": (
-        "You analyse one run of an AI agent that its benchmark marked as failed. Classify the "
-        "failure. failure_type is one of: {types}. severity is in [0, 1]: 1 means catastrophic "
-        "(the run achieved nothing usable), 0 means a minor slip in an otherwise sound run. "
-        "recoverable says whether the run still demonstrates a coherent, correct behaviour that "
-        "some other goal would be fully satisfied by."
-    ),
-    "extract": (
-        "You list what the agent in this run actually achieved, whatever it was asked. "
-        "achievements: each a short statement with the step numbers (from the '### Step N' "
-        "headers) whose actions or observations show it; claim nothing the steps do not show. "
-        "key_observations: facts the agent saw that matter. limitations: what it did not do or "
-        "got wrong."
-    ),
+    "detect": _DETECT,
+    "detect_unknown": _DETECT_UNKNOWN,
+    "extract": _EXTRACT,
+    "detect+extract": (f"Assess this run. detection: {_DETECT}\nextraction: {_EXTRACT}"),
     "relabel": (
-        "You write a hindsight goal for this agent run: a task instruction, as a user would give "
-        "it, that the run satisfies completely and correctly. Base it only on the achievements "
-        "and the steps. It must be a different task from the original goal, and must not "
-        "mention, quote or refer to the original goal. rationale: why the run satisfies it, "
-        "citing step numbers. confidence in [0, 1]: how sure you are that the run satisfies the "
-        "goal completely."
-    ),
-    "detect_unknown": (
-        "You analyse one run of an AI agent whose outcome was not recorded. succeeded: whether "
-        "the run fully and correctly accomplished its original goal. If it did not, classify "
-        "the failure (if it did, describe the run the same way, with severity 0). failure_type "
-        "is one of: {types}. severity is in [0, 1]: 1 means catastrophic (the run achieved "
-        "nothing usable), 0 means a minor slip in an otherwise sound run. recoverable says "
-        "whether the run still demonstrates a coherent, correct behaviour that some other goal "
-        "would be fully satisfied by."
+        "Write a hindsight goal for this run: a task instruction, as a user would give it, that "
+        "the run satisfies completely and correctly, as the achievements and cited steps show. It "
+        "must be a different task from the original goal below, and must not mention, quote or "
+        "refer to it. rationale: why the run satisfies the goal, citing step numbers. confidence "
+        "in [0, 1]: how sure you are that the run satisfies the goal completely."
     ),
     "judge": (
-        "You judge whether an agent run fully and correctly accomplishes the goal below, as if "
-        "the agent had been given that goal. Reject if any part of the goal is not shown by the "
-        "steps, or if the goal is vague or trivial. accept: your verdict. confidence in [0, 1]. "
-        "reason: one or two sentences citing step numbers. contradictions: every step whose "
-        "thought, message or user reply contradicts the goal or pursues a different task (its "
-        "step number, the words that do, and why); an empty list when none does."
+        "Judge whether this run fully and correctly accomplishes the goal below, as if the agent "
+        "had been given that goal. Reject if any part of the goal is not shown by the steps, or "
+        "if the goal is vague or trivial. accept: your verdict. confidence in [0, 1]. reason: "
+        "one or two sentences citing step numbers. contradictions: every step whose thought, "
+        "message or user reply contradicts the goal or pursues a different task (its step "
+        "number, the words that do, and why); an empty list when none does."
     ),
     "consistency": (
-        "A failed agent run is being relabelled with a new goal that it did achieve. The turns "
-        "below are the agent's own free text (thoughts, messages to the user, the final answer) "
-        "that still refer to the goal it was first given. Rewrite each so that it fits the new "
-        "goal: keep what it says about what the agent saw, reasoned and did; remove or reword "
-        "whatever restates, pursues or names the original goal (its wording, constraints and "
-        "entities); never write 'the user wants' or 'the goal is'; invent nothing. Reply with "
-        "each turn by its label (e.g. 'step 3', 'final answer') and its new text. Only these "
-        "turns: actions, tool calls, their arguments, observations and user messages are never "
-        "changed, and a reply that contains or names one is refused."
+        "This failed run is being relabelled with the new goal below, which it did achieve. The "
+        "turns above are the agent's own free text (thoughts, messages to the user, the final "
+        "answer) that still refer to the goal it was first given. Rewrite each so that it fits "
+        "the new goal: keep what it says about what the agent saw, reasoned and did; remove or "
+        "reword whatever restates, pursues or names the original goal (its wording, constraints "
+        "and entities); never write 'the user wants' or 'the goal is'; invent nothing. Reply "
+        "with each turn by its label (e.g. 'step 3', 'final answer') and its new text. Only "
+        "these turns: actions, tool calls, their arguments, observations and user messages are "
+        "never changed, and a reply that contains or names one is refused."
     ),
 }
+
+
+def task_line(stage: str) -> str:
+    """The first line of a stage's task message; names the stage for servers without schemas."""
+    return f"Task ({stage}, AgentHER prompts {PROMPT_VERSION}):"
+
+
+def schema_name(stage: str) -> str:
+    return f"agenther_{stage.replace('+', '_')}_{PROMPT_VERSION}"
+
+
+@functools.cache
+def schema_text(stage: str) -> str:
+    """What JSON-object mode adds to the task message: the schema the reply must match."""
+    schema = json.dumps(SCHEMAS[stage], separators=(",", ":"))
+    return f"\nReply with one JSON object only, matching this JSON schema:\n{schema}"
 
 
 @dataclass
@@ -172,23 +224,21 @@ class Prompt:
     messages: list[dict[str, Any]]
     schema: dict[str, Any] = field(repr=False)
     estimated_tokens: int = 0
-    variant: str = ""  # "unknown": the detect prompt of a run whose outcome was not recorded
+    # "unknown": the detect prompt of a run whose outcome was not recorded (its own schema).
+    variant: str = ""
+
+    @property
+    def key(self) -> str:
+        """The stage's key in SCHEMAS and INSTRUCTIONS."""
+        return f"{self.stage}_{self.variant}" if self.variant else self.stage
 
     @property
     def schema_name(self) -> str:
-        variant = f"_{self.variant}" if self.variant else ""
-        return f"agenther_{self.stage}{variant}_{PROMPT_VERSION}"
+        return schema_name(self.key)
 
 
-def system_message(stage: str, variant: str = "") -> dict[str, str]:
-    key = f"{stage}_{variant}" if variant else stage
-    text = INSTRUCTIONS[key].format(types=", ".join(FAILURE_TYPES))
-    schema = json.dumps(SCHEMAS[key], separators=(",", ":"))
-    return {
-        "role": "system",
-        "content": f"Stage: {stage} (AgentHER prompts {PROMPT_VERSION}).\n{text}\n"
-        f"Reply with one JSON object only, matching this JSON schema:\n{schema}",
-    }
+def system_message() -> dict[str, str]:
+    return {"role": "system", "content": SYSTEM}
 
 
 def cut(text: str, max_tokens: int) -> str:
@@ -240,110 +290,225 @@ def _shown_steps(steps: Sequence[Step], limit: int) -> tuple[list[Step], str]:
     return head + tail, note
 
 
-def render_transcript(
-    trajectory: Trajectory, steps: Sequence[Step], budget: int, memo: dict | None = None
-) -> str:
-    """The steps and the final answer within ``budget`` estimated tokens.
+def render_steps(steps: Sequence[Step], budget: int) -> str:
+    """The steps within ``budget`` estimated tokens.
 
     Observations share the budget equally; if that leaves each too little, fewer steps are
-    shown (always the first few and the last ones). ``memo`` (one dict per trajectory) keeps
-    renderings for the stages that use the same budget.
+    shown (always the first few and the last ones).
     """
-    if memo is not None:
-        key = ("transcript", budget)
-        if key not in memo:
-            text = render_transcript(trajectory, steps, budget)
-            memo[key] = text
-            memo[("tokens", text)] = estimate_tokens(text)
-        return memo[key]
     if not steps:
-        body = "(The agent took no steps.)"
-    else:
-        limit = MAX_SHOWN_STEPS
-        while True:
-            shown, note = _shown_steps(steps, limit)
-            per_step = (budget - 150) // len(shown)
-            observation_tokens = max(MIN_OBSERVATION_TOKENS, per_step - 60)
-            parts = [render_step(step, observation_tokens) for step in shown[:HEAD_STEPS]]
-            parts += [note] if note else []
-            parts += [render_step(step, observation_tokens) for step in shown[HEAD_STEPS:]]
-            body = "\n\n".join(parts)
-            if estimate_tokens(body) <= budget - 100 or limit <= HEAD_STEPS + 1:
-                break
-            limit = max(HEAD_STEPS + 1, limit // 2)
+        return "(The agent took no steps.)"
+    limit = MAX_SHOWN_STEPS
+    while True:
+        shown, note = _shown_steps(steps, limit)
+        per_step = (budget - 50) // len(shown)
+        observation_tokens = max(MIN_OBSERVATION_TOKENS, per_step - 60)
+        parts = [render_step(step, observation_tokens) for step in shown[:HEAD_STEPS]]
+        parts += [note] if note else []
+        parts += [render_step(step, observation_tokens) for step in shown[HEAD_STEPS:]]
+        body = "\n\n".join(parts)
+        if estimate_tokens(body) <= budget or limit <= HEAD_STEPS + 1:
+            return body
+        limit = max(HEAD_STEPS + 1, limit // 2)
+
+
+def _final_answer(trajectory: Trajectory) -> str:
     answer = trajectory.final_answer.strip() or "(none)"
-    return f"{body}\n\n### Final answer\n{truncate_to_tokens(answer, 200)}"
+    return f"### Final answer\n{truncate_to_tokens(answer, 200)}"
 
 
 def _benchmark_signal(trajectory: Trajectory) -> str:
     parts = [f"reward: {trajectory.reward}" if trajectory.reward is not None else "reward: none"]
     if trajectory.raw_label:
-        parts.append(f"label: {trajectory.raw_label}")
+        parts.append("label: " + truncate_to_tokens(trajectory.raw_label, 40))
     if trajectory.failure_reason:
         parts.append("failure reason: " + truncate_to_tokens(trajectory.failure_reason, 150))
     return "; ".join(parts)
-
-
-@functools.cache
-def _system(stage: str, variant: str = "") -> tuple[dict[str, str], int]:
-    message = system_message(stage, variant)
-    return message, estimate_tokens(message["content"])
-
-
-def _prompt(stage: str, head: str, transcript: str, memo: dict | None, variant: str = "") -> Prompt:
-    system, system_tokens = _system(stage, variant)
-    known = (memo or {}).get(("tokens", transcript))
-    tokens = known if known is not None else estimate_tokens(transcript)
-    user = f"{head}\nTrajectory:\n{transcript}"
-    messages = [dict(system), {"role": "user", "content": user}]
-    tokens += system_tokens + estimate_tokens(head) + 3
-    schema = SCHEMAS[f"{stage}_{variant}" if variant else stage]
-    return Prompt(stage, messages, schema, estimated_tokens=tokens, variant=variant)
-
-
-SYSTEM_ALLOWANCE = 700  # the longest system message (instructions + schema), rounded up
-HEAD_ALLOWANCE = 400  # goal, benchmark signal; the relabel stage's outcome is budgeted apart
-
-
-def _budget(max_prompt_tokens: int, head: str) -> int:
-    """Tokens left for the transcript. Stages with short heads share one budget (and so one
-    rendering of the trajectory); a longer head takes its excess from the transcript."""
-    excess = max(0, estimate_tokens(head) - HEAD_ALLOWANCE)
-    return max(300, max_prompt_tokens - SYSTEM_ALLOWANCE - HEAD_ALLOWANCE - excess)
 
 
 def _original_goal(trajectory: Trajectory) -> str:
     return truncate_to_tokens(trajectory.goal, 300)
 
 
+# What every prompt needs besides its view: the system text, the longest task message (with the
+# schema, which JSON-object mode adds; relabel's carries the original goal), and the repair turn
+# a malformed reply adds. Computed, not guessed, so the budget holds whatever the wording.
+GOAL_TOKENS = 300
+HEAD_TOKENS = 520  # the original goal and the benchmark verdict after the whole-run view
+REPAIR_TOKENS = 560  # a malformed reply is echoed back cut to 2,000 characters, plus the reason
+
+
+@functools.cache
+def fixed_tokens() -> int:
+    tasks = [estimate_tokens(task_line(s) + INSTRUCTIONS[s] + schema_text(s)) for s in INSTRUCTIONS]
+    return estimate_tokens(SYSTEM) + max(tasks) + GOAL_TOKENS + REPAIR_TOKENS + 40
+
+
+def view_budget(max_prompt_tokens: int) -> int:
+    """Tokens for the whole-run view (steps, final answer, and for detection and extraction
+    the original goal and verdict)."""
+    return max(300, max_prompt_tokens - fixed_tokens())
+
+
+def evidence_budget(max_prompt_tokens: int, attempts: int = 3) -> int:
+    """Tokens for the evidence view; relabel retries append the refused goals after it."""
+    refused = (attempts - 1) * 160
+    room = max_prompt_tokens - fixed_tokens() - refused
+    return max(200, min(int(max_prompt_tokens * EVIDENCE_SHARE), room))
+
+
+def run_view(
+    trajectory: Trajectory, steps: Sequence[Step], max_tokens: int, memo: dict | None = None
+) -> str:
+    """The whole run (steps and final answer), byte-identical for detection, extraction and
+    every judge (memoized): the prefix they share."""
+    key = ("run_view", max_tokens)
+    if memo is not None and key in memo:
+        return memo[key]
+    final = _final_answer(trajectory)
+    budget = view_budget(max_tokens) - HEAD_TOKENS - estimate_tokens(final) - 5
+    text = f"Trajectory:\n{render_steps(steps, max(100, budget))}\n\n{final}"
+    if memo is not None:
+        memo[key] = text
+    return text
+
+
+def trajectory_view(
+    trajectory: Trajectory, steps: Sequence[Step], max_tokens: int, memo: dict | None = None
+) -> str:
+    """The whole run as detection and extraction see it: the run, then what it was asked and
+    what its benchmark said."""
+    return (
+        f"{run_view(trajectory, steps, max_tokens, memo)}\n\n"
+        f"Original goal: {_original_goal(trajectory)}\n"
+        f"Benchmark verdict: {_benchmark_signal(trajectory)}"
+    )
+
+
+def outcome_text(outcome: dict[str, Any], max_tokens: int = 400) -> str:
+    """The extraction's grounded achievements (with the steps they cite), observations and
+    limitations; ungrounded claims are never shown as evidence."""
+    lines = ["Achievements:"]
+    for a in outcome.get("achievements", []):
+        lines.append(f"- {a['text']} (steps {', '.join(str(s) for s in a['steps'])})")
+    if len(lines) == 1:
+        lines.append("- (none grounded in the steps)")
+    for title, key in (("Key observations", "key_observations"), ("Limitations", "limitations")):
+        items = outcome.get(key, [])[:EVIDENCE_LIST_ITEMS]
+        if items:
+            lines.append(f"{title}:")
+            lines += [f"- {item}" for item in items]
+    return truncate_to_tokens("\n".join(lines), max_tokens)
+
+
+def cited_steps(steps: Sequence[Step], outcome: dict[str, Any]) -> tuple[list[Step], str]:
+    """The steps the achievements cite; with none, the last steps (which show the outcome)."""
+    cited = {index for a in outcome.get("achievements", []) for index in a["steps"]}
+    shown = [step for step in steps if step.index in cited]
+    if shown:
+        return shown, "The steps they cite"
+    return list(steps[-HEAD_STEPS:]), "No achievement cites a step; the run's last steps"
+
+
+def evidence_view(
+    trajectory: Trajectory,
+    steps: Sequence[Step],
+    outcome: dict[str, Any],
+    max_tokens: int,
+    attempts: int = 3,
+    memo: dict | None = None,
+) -> str:
+    """The run as relabeling and judging see it: the grounded achievements and the steps they
+    cite, byte-identical for the relabel attempts and every judge (memoized)."""
+    key = ("evidence_view", max_tokens, attempts)
+    if memo is not None and key in memo:
+        return memo[key]
+    budget = evidence_budget(max_tokens, attempts)
+    shown, title = cited_steps(steps, outcome)
+    head = (
+        f"The run has {len(steps)} steps. What it achieved, from an analysis of all of them:\n"
+        f"{outcome_text(outcome, max(100, budget // 3))}\n\n{title} ({len(shown)} of "
+        f"{len(steps)}):\n"
+    )
+    final = _final_answer(trajectory)
+    rest = budget - estimate_tokens(head) - estimate_tokens(final)
+    text = f"{head}{render_steps(shown, max(80, rest))}\n\n{final}"
+    if memo is not None:
+        memo[key] = text
+    return text
+
+
+def _tokens(text: str, memo: dict | None) -> int:
+    if memo is None:
+        return estimate_tokens(text)
+    key = ("tokens", text)
+    if key not in memo:
+        memo[key] = estimate_tokens(text)
+    return memo[key]
+
+
+@functools.cache
+def _system_tokens() -> int:
+    return estimate_tokens(SYSTEM)
+
+
+def _prompt(stage: str, view: str, task: str, memo: dict | None, variant: str = "") -> Prompt:
+    """``[system, view + task]``: the view first, so calls that share it share a prefix. One
+    user message, not two: some chat templates refuse two user turns in a row."""
+    task = f"{task_line(stage)} {task}"
+    messages = [system_message(), {"role": "user", "content": f"{view}\n\n{task}"}]
+    tokens = _system_tokens() + _tokens(view, memo) + estimate_tokens(task) + 8
+    key = f"{stage}_{variant}" if variant else stage
+    return Prompt(stage, messages, SCHEMAS[key], estimated_tokens=tokens, variant=variant)
+
+
+@functools.cache
+def _instructions(stage: str) -> str:
+    return INSTRUCTIONS[stage].format(types=", ".join(FAILURE_TYPES))
+
+
 def detect_prompt(
     trajectory: Trajectory, steps: Sequence[Step], max_tokens: int, memo: dict | None = None
 ) -> Prompt:
-    head = (
-        f"Original goal: {_original_goal(trajectory)}\n"
-        f"Benchmark signal: {_benchmark_signal(trajectory)}\n"
-    )
-    transcript = render_transcript(trajectory, steps, _budget(max_tokens, head), memo)
-    variant = "unknown" if trajectory.success is None else ""
-    return _prompt("detect", head, transcript, memo, variant)
+    view = trajectory_view(trajectory, steps, max_tokens, memo)
+    if trajectory.success is None:
+        return _prompt("detect", view, _instructions("detect_unknown"), memo, "unknown")
+    return _prompt("detect", view, _instructions("detect"), memo)
 
 
 def extract_prompt(
     trajectory: Trajectory, steps: Sequence[Step], max_tokens: int, memo: dict | None = None
 ) -> Prompt:
-    head = f"Original goal: {_original_goal(trajectory)}\n"
-    transcript = render_transcript(trajectory, steps, _budget(max_tokens, head), memo)
-    return _prompt("extract", head, transcript, memo)
+    view = trajectory_view(trajectory, steps, max_tokens, memo)
+    return _prompt("extract", view, _instructions("extract"), memo)
 
 
-def outcome_text(outcome: dict[str, Any]) -> str:
-    lines = ["Achievements:"]
-    lines += [f"- {a['text']} (steps {a['steps']})" for a in outcome.get("achievements", [])]
-    lines.append("Key observations:")
-    lines += [f"- {o}" for o in outcome.get("key_observations", [])]
-    lines.append("Limitations:")
-    lines += [f"- {x}" for x in outcome.get("limitations", [])]
-    return truncate_to_tokens("\n".join(lines), 800)
+def assess_prompt(
+    trajectory: Trajectory, steps: Sequence[Step], max_tokens: int, memo: dict | None = None
+) -> Prompt:
+    """Detection and extraction in one request: the whole trajectory is read once."""
+    view = trajectory_view(trajectory, steps, max_tokens, memo)
+    return _prompt("detect+extract", view, _instructions("detect+extract"), memo)
+
+
+def _refusal_turns(refused: Sequence[dict[str, Any]]) -> list[dict[str, str]]:
+    """Each refused attempt as the model's reply and the refusal: appended, never inserted, so
+    attempt k's prompt starts with attempt k-1's whole prompt."""
+    turns = []
+    for attempt in refused:
+        reply = {
+            "hindsight_goal": truncate_to_tokens(attempt["goal"], 100),
+            "rationale": truncate_to_tokens(attempt.get("rationale", ""), 40),
+            "confidence": attempt.get("confidence", 0.0),
+        }
+        turns.append({"role": "assistant", "content": json.dumps(reply, ensure_ascii=False)})
+        turns.append(
+            {
+                "role": "user",
+                "content": f"Refused: {attempt['refused']}. Write a different goal (same JSON).",
+            }
+        )
+    return turns
 
 
 def relabel_prompt(
@@ -353,16 +518,18 @@ def relabel_prompt(
     max_tokens: int,
     refused: Sequence[dict[str, Any]] = (),
     memo: dict | None = None,
+    attempts: int = 3,
 ) -> Prompt:
-    head = (
-        f"Original goal (do not repeat, quote or mention it): {_original_goal(trajectory)}\n\n"
-        f"{outcome_text(outcome)}\n"
+    view = evidence_view(trajectory, steps, outcome, max_tokens, attempts, memo)
+    task = (
+        f"{_instructions('relabel')}\n"
+        f"Original goal (do not repeat, quote or mention it): {_original_goal(trajectory)}"
     )
-    if refused:
-        head += "\nRefused earlier attempts (write something else):\n"
-        head += "".join(f"- {a['goal'][:300]!r}: {a['refused']}\n" for a in refused)
-    transcript = render_transcript(trajectory, steps, _budget(max_tokens, head) // 2, memo)
-    return _prompt("relabel", head, transcript, memo)
+    prompt = _prompt("relabel", view, task, memo)
+    turns = _refusal_turns(refused[-(attempts - 1) :] if attempts > 1 else ())
+    prompt.messages += turns
+    prompt.estimated_tokens += sum(estimate_tokens(t["content"]) + 4 for t in turns)
+    return prompt
 
 
 def judge_prompt(
@@ -372,27 +539,37 @@ def judge_prompt(
     max_tokens: int,
     memo: dict | None = None,
 ) -> Prompt:
-    head = f"Goal to judge: {truncate_to_tokens(goal, 300)}\n"
-    transcript = render_transcript(trajectory, steps, _budget(max_tokens, head), memo)
-    return _prompt("judge", head, transcript, memo)
+    """Every judge gets the same prompt (the whole run, as detection read it, then the goal): a
+    judge is its model and endpoint, not its wording."""
+    view = run_view(trajectory, steps, max_tokens, memo)
+    task = f"{_instructions('judge')}\nGoal to judge: {truncate_to_tokens(goal, GOAL_TOKENS)}"
+    return _prompt("judge", view, task, memo)
 
 
 def consistency_prompt(
     trajectory: Trajectory, goal: str, turns: Sequence[dict[str, Any]]
 ) -> Prompt:
     """Stage 3b's rewrite: the offered turns whole (a rewrite replaces the whole text; the
-    caller offers only what fits the budget), with what is wrong with each."""
-    head = (
-        f"New goal (every turn must fit it): {truncate_to_tokens(goal, 300)}\n"
-        f"Original goal (no turn may restate, pursue or name it): {_original_goal(trajectory)}\n"
-    )
-    parts = [
+    caller offers only what fits the budget), with what is wrong with each, then the goals."""
+    view = "Turns to rewrite:\n\n" + "\n\n".join(
         f"### Turn {t['label']}\nProblems: {'; '.join(t['problems'])}\nText:\n{t['text']}"
         for t in turns
-    ]
-    body = "\n\n".join(parts)
-    system, system_tokens = _system("consistency")
-    user = f"{head}\nTurns to rewrite:\n\n{body}"
-    messages = [dict(system), {"role": "user", "content": user}]
-    tokens = system_tokens + estimate_tokens(user) + 3
-    return Prompt("consistency", messages, SCHEMAS["consistency"], tokens)
+    )
+    task = (
+        f"{_instructions('consistency')}\n"
+        f"New goal (every turn must fit it): {truncate_to_tokens(goal, GOAL_TOKENS)}\n"
+        f"Original goal (no turn may restate, pursue or name it): {_original_goal(trajectory)}"
+    )
+    return _prompt("consistency", view, task, None)
+
+
+def with_schema_text(messages: list[dict[str, Any]], prompt: Prompt) -> list[dict[str, Any]]:
+    """The messages with the reply's schema appended to the first user turn (after the view, so
+    the shared prefix stays shared), for endpoints in JSON-object mode."""
+    text = schema_text(prompt.key)
+    out, added = [], False
+    for message in messages:
+        if message["role"] == "user" and not added:
+            message, added = {**message, "content": message["content"] + text}, True
+        out.append(message)
+    return out

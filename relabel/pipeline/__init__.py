@@ -9,5 +9,7 @@ Stages, in order (relabel.pipeline.item.relabel_item calls them):
 
 How items are processed: ``claims`` (leases and claim tokens), ``item`` (one trajectory through
 the stages, its result stored once), ``pools`` (threads, processes), ``batch`` (what one task
-does), ``summary`` (a run's counts, calls and cost). Starting and resuming runs is relabel.runs.
+does), ``batch_run`` (a run through the endpoints' Batch API: the same stages, replayed as the
+answers come), ``summary`` (a run's counts, calls and cost). Starting and resuming runs is
+relabel.runs.
 """

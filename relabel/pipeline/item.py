@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import DatabaseError, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from relabel.backends import Backend, ItemContext
@@ -76,15 +77,15 @@ def save_result(
     with transaction.atomic():
         # Only the holder of the claim on an unfinished item writes its result: a duplicate
         # delivery, or a worker whose lease expired and was taken over, writes nothing.
-        updated = (
-            RunItem.objects.filter(pk=item.pk, claim_token=item.claim_token)
-            .unfinished()
-            .update(**fields, lease_until=None, updated_at=timezone.now())
-        )
-        if not updated:
+        held = RunItem.objects.filter(pk=item.pk, claim_token=item.claim_token)
+        result = {**fields, "lease_until": None, "updated_at": timezone.now()}
+        was_pending = held.pending().update(**result)
+        if not was_pending and not held.unfinished().update(**result):
             return None
         if candidate is not None:
             Candidate.objects.create(item=item, run=run, trajectory=item.trajectory, **candidate)
+        if was_pending:  # last: the run's row is locked only until this commits
+            Run.objects.filter(pk=run.pk).update(pending_items=F("pending_items") - 1)
     return fields["status"]
 
 

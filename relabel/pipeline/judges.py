@@ -7,15 +7,19 @@ the run was configured with.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from relabel.backends import Backend, ItemContext
+from relabel.llm.batch import ask_each
 
 
 def run_panel(backend: Backend, ctx: ItemContext, goal: str) -> list[dict[str, Any]]:
+    panel = backend.panel()
+    # The judges are independent: in a batch run all of them are asked in the same batch.
+    replies = ask_each(partial(backend.judge, ctx, judge, goal) for judge in panel)
     verdicts = []
-    for judge in backend.panel():
-        reply = backend.judge(ctx, judge, goal)
+    for judge, reply in zip(panel, replies, strict=True):
         verdicts.append(
             {
                 "name": judge["name"],

@@ -32,9 +32,10 @@ def pool_size(config: dict[str, Any]) -> int:
         return 1
     endpoints = list(config["stages"].values()) + list(config["judges"])
     most = max(int(e.get("concurrency") or config["concurrency"]) for e in endpoints)
-    # More threads than slots: while some threads write results or build prompts, the others
-    # keep every slot busy.
-    return 1 if most == 1 else most + max(1, most // 2)
+    # Twice the slots: while some threads write results or build prompts, the others keep every
+    # slot busy; and a task of a broker's chunk (32 items for 16 slots) has all its items in
+    # flight at once, so none starts late and leaves the slots idle at the end of the task.
+    return 1 if most == 1 else 2 * most
 
 
 def process_count(run: Run, items: int) -> int:

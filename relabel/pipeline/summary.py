@@ -40,6 +40,7 @@ def run_summary(run: Run) -> dict[str, Any]:
         "cached_calls": calls["cached_calls"],
         "prompt_tokens": calls["prompt_tokens"],
         "completion_tokens": calls["completion_tokens"],
+        "cached_tokens": calls["cached_tokens"],
         "cost_usd": round(cost, 6),
         "cost_per_accepted_pair": round(cost / counts.approved, 6) if counts.approved else None,
         "wall_seconds": round(wall, 3),

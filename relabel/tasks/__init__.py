@@ -8,7 +8,15 @@ per concern, imported here so that Celery's autodiscovery finds them all.
 from __future__ import annotations
 
 from relabel.tasks.background import in_background
+from relabel.tasks.batches import check_batches
 from relabel.tasks.jobs import run_job, submit_job
 from relabel.tasks.pipeline import enqueue_run, process_items
 
-__all__ = ["enqueue_run", "in_background", "process_items", "run_job", "submit_job"]
+__all__ = [
+    "check_batches",
+    "enqueue_run",
+    "in_background",
+    "process_items",
+    "run_job",
+    "submit_job",
+]

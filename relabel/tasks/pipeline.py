@@ -19,6 +19,7 @@ from relabel.models import Run, RunItem
 from relabel.pipeline import batch
 from relabel.pipeline.claims import unclaimed
 from relabel.tasks import background
+from relabel.tasks.batches import enqueue_batch_run
 
 __all__ = ["enqueue_run", "process_items"]
 
@@ -52,7 +53,10 @@ def process_items(self, run_id: int, item_ids: list[int]) -> None:
 
 def enqueue_run(run: Run) -> int:
     """Sends the run's unfinished items to the workers in chunks, once the transaction commits;
-    returns how many tasks. A run with nothing left is finished instead."""
+    returns how many tasks. A run with nothing left is finished instead. A run through the Batch
+    API is a chain of checks instead (relabel.tasks.batches)."""
+    if run.config.get("batch"):
+        return enqueue_batch_run(run)
     items = RunItem.objects.for_run(run).unfinished().order_by("id")
     ids = list(items.values_list("id", flat=True))
     if not ids:

@@ -186,7 +186,11 @@ def test_no_acceptable_goal_after_k_attempts_means_no_candidate_with_the_reason(
     llm_server, relabel_now
 ):
     dataset = make_dataset()
-    trajectory = make_trajectory(dataset, goal="TEST-ECHO list the copper wire suppliers")
+    trajectory = make_trajectory(
+        dataset,
+        goal="TEST-ECHO list the copper wire suppliers",
+        steps=thought_steps("TEST-SEVERITY=0.1"),  # never discarded, whatever the hash
+    )
     run = relabel_now(dataset, "openai", attempts=2)
     item = item_of(run, trajectory)
     assert item.status == RunItem.Status.NO_CANDIDATE

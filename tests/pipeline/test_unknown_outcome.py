@@ -80,11 +80,12 @@ def test_only_unknown_outcomes_get_the_succeeded_question():
     version = PROMPT_VERSION
     assert known.schema_name == f"agenther_detect_{version}"
     assert "succeeded" not in known.schema["required"]
-    assert known.messages[0] == prompts.system_message("detect")
+    assert known.messages[0] == asked.messages[0] == prompts.system_message()
+    assert "whose outcome was not recorded" not in known.messages[1]["content"]
     assert asked.schema_name == f"agenther_detect_unknown_{version}"
     assert asked.schema["required"][0] == "succeeded"
-    assert "whose outcome was not recorded" in asked.messages[0]["content"]
-    assert asked.messages[0]["content"].startswith(f"Stage: detect (AgentHER prompts {version}).")
+    task = asked.messages[1]["content"].split("\n\nTask (detect, ")[1]
+    assert task.startswith(f"AgentHER prompts {version}): This is a run whose outcome was not")
 
 
 @pytest.mark.django_db(transaction=True)  # the command commits, then the work runs on commit

@@ -1,7 +1,7 @@
 """Serve the OpenAI-compatible test server (relabel.llm.offline_server) until interrupted.
 
     manage.py llm_test_server --port 8765 [--latency-ms 200] [--error-rate 0.05]
-                              [--malformed-rate 0.05] [--seed 0]
+                              [--malformed-rate 0.05] [--seed 0] [--batch-delay-ms 2000]
 
 Then point the openai backend at it: OPENAI_BASE_URL=http://127.0.0.1:8765/v1.
 """
@@ -34,6 +34,12 @@ class Command(BaseCommand):
             "--malformed-rate", type=rate, default=0.0, help="Share answered with broken JSON."
         )
         parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument(
+            "--batch-delay-ms",
+            type=float,
+            default=0.0,
+            help="How long a Batch API batch stays in progress before its results are ready.",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         behaviour = Behaviour(
@@ -41,6 +47,7 @@ class Command(BaseCommand):
             error_rate=options["error_rate"],
             malformed_rate=options["malformed_rate"],
             seed=options["seed"],
+            batch_delay_ms=options["batch_delay_ms"],
         )
         try:
             server = LLMTestServer(options["port"], behaviour, host=options["host"])

@@ -1,10 +1,13 @@
 """Start or resume a relabeling run.
 
-    manage.py relabel --dataset NAME [--backend rules|openai] [--config FILE.toml] [--wait] [--json]
+    manage.py relabel --dataset NAME [--backend rules|openai] [--config FILE.toml] [--batch]
+                      [--wait] [--json]
     manage.py relabel --resume RUN_ID [--wait] [--json]
 
 Without a broker (CELERY_BROKER_URL unset) the work runs in this process and the command returns
 when it is done; with one, it is enqueued for the workers and ``--wait`` follows the progress.
+``--batch`` sends each stage's requests through the endpoints' Batch API (half the price; without
+a broker this command checks the batches until the run is done).
 With ``--json`` the last thing printed is the run's summary as one JSON object.
 """
 
@@ -32,6 +35,11 @@ class Command(BaseCommand):
         what.add_argument("--resume", type=int, metavar="RUN_ID", help="Finish this run.")
         parser.add_argument("--backend", choices=BACKENDS, help="Default: the config's, or rules.")
         parser.add_argument("--config", metavar="FILE.toml", help="Run configuration (TOML).")
+        parser.add_argument(
+            "--batch",
+            action="store_true",
+            help="Send the requests through the endpoints' Batch API (half price, slower).",
+        )
         parser.add_argument("--wait", action="store_true", help="Wait until the run is done.")
         parser.add_argument("--json", action="store_true", help="Print the summary as JSON.")
 
@@ -58,15 +66,16 @@ class Command(BaseCommand):
             known = ", ".join(Dataset.objects.values_list("name", flat=True)[:20]) or "none yet"
             raise CommandError(f"no dataset named {name!r} (known: {known})")
         try:
-            config = load_config(options["config"], backend=options["backend"])
+            overrides = {"batch": True} if options["batch"] else None
+            config = load_config(options["config"], backend=options["backend"], overrides=overrides)
             return start_run(dataset, backend=config["backend"], config=config)
         except ConfigError as exc:
             raise CommandError(str(exc)) from None
 
     def _resume(self, options: dict[str, Any]) -> Run:
-        if options["backend"] or options["config"]:
+        if options["backend"] or options["config"] or options["batch"]:
             raise CommandError(
-                "--resume keeps the run's frozen configuration: drop --backend/--config"
+                "--resume keeps the run's frozen configuration: drop --backend/--config/--batch"
             )
         run = Run.objects.filter(pk=options["resume"]).first()
         if run is None:
