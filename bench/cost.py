@@ -2,19 +2,21 @@
 """What a run costs per trajectory, on real data: tokens counted by the endpoint, cache, dollars.
 
     .venv/bin/python bench/cost.py [--data ../shared/data] [--config relabel/sample-config.toml]
-                                   [--mode sync|batch|both] [--database-url URL] [--json]
+                                   [--mode sync|batch|both] [--judge-view run|evidence|both]
+                                   [--database-url URL] [--json]
 
 It imports the failed and successful tau-bench airline runs and the WebArena runs of
 ../shared/data into a throwaway SQLite database (or the one given), starts the project's
 OpenAI-compatible test server (relabel.llm.offline_server) in this process, points every stage and
-judge of the sample configuration (two judges, K=3) at it, and relabels each dataset once
-synchronously and once through the Batch API. For each it reports, per processed failed
-trajectory and per fully processed one (through detection, extraction, relabeling and the
-judges): prompt and completion tokens as the endpoint counted them, the share of prompt tokens
+judge of the sample configuration (two judges, K=3) at it, and relabels each dataset
+synchronously and through the Batch API, with the judges reading the whole run and the evidence.
+For each it reports, per processed failed trajectory and per fully processed one (through
+detection, extraction, relabeling and the judges): prompt and completion tokens as the endpoint
+counted them (stages 1-3 apart: the reference code has no stage 3b), the share of prompt tokens
 the endpoint served from its prefix cache, the cost at the configured prices (cached tokens at
-the cached rate, batch calls at the batch rate), the cost per accepted pair, and the share of
-candidates the gate accepted. The LLM response cache is emptied between runs, so every call is
-made and paid for.
+the cached rate, batch calls at the batch rate), the cost per accepted pair, the share of
+candidates the gate accepted and how many stage 3b flagged. The LLM response cache is emptied
+between runs, so every call is made and paid for.
 """
 
 from __future__ import annotations
@@ -53,13 +55,16 @@ def setup(database_url: str) -> None:
     call_command("migrate", verbosity=0)
 
 
-def bench_config(path: Path, base_url: str, batch: bool) -> dict[str, Any]:
+def bench_config(path: Path, base_url: str, batch: bool, judge_view: str) -> dict[str, Any]:
     """The sample configuration with every endpoint pointed at the test server."""
+    from django.conf import settings
+
     from relabel.config import load_config
 
-    config = load_config(path, overrides={"malformed_retries": 4})
-    for entry in [*config["stages"].values(), *config["judges"]]:
-        entry["base_url"] = base_url
+    # Every endpoint the sample configuration names, declared at the test server.
+    settings.OPENAI_BASE_URL = base_url
+    settings.AGENTHER_ENDPOINTS = {"vllm": {"base_url": base_url}}
+    config = load_config(path, overrides={"malformed_retries": 4, "judge_view": judge_view})
     if batch:
         # The test server finishes a batch after --batch-delay-ms; check as often.
         config.update(batch=True, batch_poll_seconds=0.2)
@@ -109,8 +114,20 @@ def measure(run) -> dict[str, Any]:
         .annotate(prompt=Sum("prompt_tokens"), n=Count("id"))
     }
     candidates = Candidate.objects.filter(run=run).aggregate(
-        n=Count("id"), accepted=Count("id", filter=Q(gate=Candidate.Gate.AUTO_ACCEPTED))
+        n=Count("id"),
+        accepted=Count("id", filter=Q(gate=Candidate.Gate.AUTO_ACCEPTED)),
+        # Stage 3b: a turn it could not make fit the goal sends the candidate to review.
+        flagged=Count("id", filter=Q(consistency__flagged=True)),
+        # What the gate accepts on confidence and the judges alone (before stage 3b's flags):
+        # the figure that says whether leaner prompts changed the judges' verdicts.
+        confident=Count(
+            "id",
+            filter=Q(confidence__gte=run.config["accept_threshold"])
+            & ~Q(gate=Candidate.Gate.REJECTED),
+        ),
     )
+    # Stages 1-3 only: what the reference code does (it has no stage 3b).
+    core = sum(row["prompt"] for stage, row in stages.items() if stage != "consistency")
     processed, complete = items.count(), full.count()
     cost = float(every["cost"] or 0)
     return {
@@ -119,6 +136,7 @@ def measure(run) -> dict[str, Any]:
         "calls": every["calls"],
         "prompt_tokens_per_processed": round((every["prompt"] or 0) / max(1, processed)),
         "prompt_tokens_per_fully_processed": round((fully["prompt"] or 0) / max(1, complete)),
+        "prompt_tokens_stages_1_to_3": round(core / max(1, complete)),
         "completion_tokens_per_processed": round((every["completion"] or 0) / max(1, processed)),
         "completion_tokens_per_fully_processed": round(
             (fully["completion"] or 0) / max(1, complete)
@@ -131,6 +149,8 @@ def measure(run) -> dict[str, Any]:
         "candidates": candidates["n"],
         "accepted": candidates["accepted"],
         "accepted_share": round(candidates["accepted"] / max(1, candidates["n"]), 3),
+        "flagged_by_consistency": candidates["flagged"],
+        "accepted_before_consistency": candidates["confident"],
         "prompt_tokens_per_stage": {
             stage: round(row["prompt"] / max(1, complete)) for stage, row in sorted(stages.items())
         },
@@ -164,6 +184,13 @@ def main() -> int:
         default=0.0,
         help="Share of replies the server breaks (their re-asks repeat the prompt: the cache).",
     )
+    parser.add_argument(
+        "--judge-view",
+        choices=["run", "evidence", "both"],
+        default="both",
+        help="What the judges read (the run's judge_view): the whole run (the default), the "
+        "evidence, or each in turn.",
+    )
     parser.add_argument("--database-url", help="Default: a throwaway SQLite database.")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
@@ -176,18 +203,20 @@ def main() -> int:
 
     server = start_in_thread(batch_delay_ms=args.batch_delay_ms, malformed_rate=args.malformed_rate)
     modes = ["sync", "batch"] if args.mode == "both" else [args.mode]
+    views = ["run", "evidence"] if args.judge_view == "both" else [args.judge_view]
     results: dict[str, Any] = {}
     try:
         datasets = import_datasets(args.data)
         for name, dataset in datasets.items():
-            for mode in modes:
-                config = bench_config(args.config, server.base_url, batch=mode == "batch")
-                figures = relabel(dataset, config, server)
-                figures["reference_prompt_tokens"] = REFERENCE_PROMPT_TOKENS[name]
-                figures["ratio_to_reference"] = round(
-                    figures["prompt_tokens_per_fully_processed"] / REFERENCE_PROMPT_TOKENS[name], 3
-                )
-                results[f"{name}/{mode}"] = figures
+            for view in views:
+                for mode in modes:
+                    config = bench_config(args.config, server.base_url, mode == "batch", view)
+                    figures = relabel(dataset, config, server)
+                    figures["reference_prompt_tokens"] = REFERENCE_PROMPT_TOKENS[name]
+                    figures["ratio_to_reference"] = round(
+                        figures["prompt_tokens_stages_1_to_3"] / REFERENCE_PROMPT_TOKENS[name], 3
+                    )
+                    results[f"{name}/judges read {view}/{mode}"] = figures
     finally:
         server.shutdown()
         server.server_close()
@@ -197,13 +226,16 @@ def main() -> int:
         for key, r in results.items():
             print(
                 f"{key}: {r['fully_processed']}/{r['failed_trajectories']} fully processed; "
-                f"prompt tokens {r['prompt_tokens_per_fully_processed']} per fully processed "
-                f"({r['ratio_to_reference']}x the reference's {r['reference_prompt_tokens']}), "
+                f"prompt tokens {r['prompt_tokens_per_fully_processed']} per fully processed, "
+                f"{r['prompt_tokens_stages_1_to_3']} in stages 1-3 ({r['ratio_to_reference']}x "
+                f"the reference's {r['reference_prompt_tokens']}), "
                 f"{r['prompt_tokens_per_processed']} per processed; completion "
                 f"{r['completion_tokens_per_processed']}; cached {r['cached_share']:.1%}; "
                 f"${r['cost_per_processed_usd']:.6f} per processed, "
                 f"${r['cost_per_accepted_pair_usd']} per accepted pair; accepted "
-                f"{r['accepted']}/{r['candidates']} ({r['accepted_share']:.1%}); "
+                f"{r['accepted']}/{r['candidates']} ({r['accepted_share']:.1%}), "
+                f"{r['flagged_by_consistency']} flagged by stage 3b (accepted without its flags: "
+                f"{r['accepted_before_consistency']}); "
                 f"stages {r['prompt_tokens_per_stage']}"
             )
     return 0

@@ -30,6 +30,8 @@ STAGES = ("detect", "extract", "relabel", "consistency")
 BACKENDS = ("rules", "openai")
 # What stage 3b does with turns that refer to the original goal (relabel.pipeline.consistency).
 CONSISTENCY_POLICIES = ("rewrite", "strip", "flag", "off")
+# What a judge reads (relabel.llm.prompts.judge_prompt): the whole run, or only the evidence.
+JUDGE_VIEWS = ("run", "evidence")
 JSON_MODES = ("json_schema", "json_object")
 
 DEFAULTS: dict[str, Any] = {
@@ -47,6 +49,10 @@ DEFAULTS: dict[str, Any] = {
     # Turns that still refer to the original goal: rewrite them (the agent's free text only),
     # strip such thoughts, flag the candidate for review, or off (no check).
     "consistency": "rewrite",
+    # What each judge reads: "run" (every step, so it can name any turn that contradicts the
+    # goal) or "evidence" (the grounded achievements and the steps they cite: fewer tokens, but
+    # a contradiction in an uncited step is left to stage 3b's own check).
+    "judge_view": "run",
     # Stage -> {"model", "endpoint", "concurrency", "json_mode"} (or "base_url" instead of
     # "endpoint": a declared endpoint's URL, or an undeclared one where the operator allows it).
     "stages": {},
@@ -146,6 +152,7 @@ def validate_config(table: dict[str, Any], *, where: str = "config") -> dict[str
     _check_choice(config, "backend", BACKENDS, where)
     _check_choice(config, "aggregation", AGGREGATIONS, where)
     _check_choice(config, "consistency", CONSISTENCY_POLICIES, where)
+    _check_choice(config, "judge_view", JUDGE_VIEWS, where)
     for key in ("accept_threshold", "reject_threshold", "severity_delta"):
         _check_number(config, key, where, low=0.0, high=1.0)
     if config["reject_threshold"] > config["accept_threshold"]:

@@ -78,7 +78,15 @@ class OpenAIBackend:
         return self.config["judges"]
 
     def judge(self, ctx: ItemContext, judge: dict[str, Any], goal: str) -> dict[str, Any]:
-        prompt = prompts.judge_prompt(ctx.trajectory, ctx.steps, goal, self.max_tokens, ctx.memo)
+        prompt = prompts.judge_prompt(
+            ctx.trajectory,
+            ctx.steps,
+            goal,
+            self.max_tokens,
+            ctx.memo,
+            view=self.config.get("judge_view", "run"),  # runs frozen before the key: "run"
+            attempts=self.attempts,
+        )
         return self.client.complete_json(
             Endpoint.from_config(judge),
             prompt,

@@ -538,12 +538,21 @@ def judge_prompt(
     goal: str,
     max_tokens: int,
     memo: dict | None = None,
+    *,
+    view: str = "run",
+    outcome: dict[str, Any] | None = None,
+    attempts: int = 3,
 ) -> Prompt:
-    """Every judge gets the same prompt (the whole run, as detection read it, then the goal): a
-    judge is its model and endpoint, not its wording."""
-    view = run_view(trajectory, steps, max_tokens, memo)
+    """Every judge gets the same prompt, then the goal: a judge is its model and endpoint, not
+    its wording. It reads the whole run as detection read it (``view="run"``, the default), or
+    the relabel attempts' evidence (``view="evidence"``, the run's ``judge_view``)."""
+    if view == "evidence":
+        outcome = outcome if outcome is not None else (memo or {}).get("outcome", {})
+        shown = evidence_view(trajectory, steps, outcome, max_tokens, attempts, memo)
+    else:
+        shown = run_view(trajectory, steps, max_tokens, memo)
     task = f"{_instructions('judge')}\nGoal to judge: {truncate_to_tokens(goal, GOAL_TOKENS)}"
-    return _prompt("judge", view, task, memo)
+    return _prompt("judge", shown, task, memo)
 
 
 def consistency_prompt(

@@ -192,3 +192,37 @@ def test_detection_and_extraction_ask_apart_when_their_models_differ(llm_server,
     assert {"detect", "extract"} <= set(calls.values_list("stage", flat=True))
     assert calls.get(stage="extract").model == "Qwen2.5-72B-Instruct"
     assert RunItem.objects.get(run=run, trajectory=trajectory).outcome["achievements"]
+
+
+def test_a_run_can_have_its_judges_read_only_the_evidence_at_fewer_tokens():
+    trajectory = make_trajectory(steps=web_steps(12, "row\n" * 300))
+    steps = list(trajectory.ordered_steps())
+    memo: dict = {}
+    relabel = prompts.relabel_prompt(trajectory, steps, OUTCOME, 6000, (), memo)
+    lean = prompts.judge_prompt(
+        trajectory, steps, "Open the stove page", 6000, memo, view="evidence", outcome=OUTCOME
+    )
+    whole = prompts.judge_prompt(trajectory, steps, "Open the stove page", 6000, memo)
+    evidence = relabel.messages[1]["content"].split("\n\nTask (")[0]
+    assert lean.messages[1]["content"].startswith(evidence + "\n\nTask (")
+    assert "### Step 0" not in lean.messages[1]["content"]
+    assert estimate_tokens(text_of(lean)) < estimate_tokens(text_of(whole)) / 2
+
+
+def test_the_judges_view_is_a_checked_run_setting(llm_server, relabel_now, tmp_path):
+    from relabel.config import ConfigError, load_config
+
+    assert load_config()["judge_view"] == "run"
+    config = tmp_path / "run.toml"
+    config.write_text('judge_view = "summary"\n')
+    with pytest.raises(ConfigError, match="judge_view is 'summary'; expected one of run, evid"):
+        load_config(config)
+    dataset = make_dataset()
+    steps = [{"thought": "TEST-SEVERITY=0.1", "action": "search", "observation": "row\n" * 400}]
+    make_trajectory(dataset, steps=steps * 6)
+    tokens = {}
+    for view in ("run", "evidence"):
+        run = relabel_now(dataset, "openai", judge_view=view)
+        judged = LLMCall.objects.get(run=run, stage="judge:judge-1", cached=False)
+        tokens[view] = judged.prompt_tokens
+    assert tokens["evidence"] < tokens["run"]
