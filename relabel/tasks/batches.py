@@ -16,28 +16,18 @@ from functools import partial
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
-from django.db import InterfaceError, OperationalError, transaction
+from django.db import transaction
 
 from relabel.models import Run
 from relabel.pipeline import batch_run
+from relabel.tasks.options import RUN_TASK
 
 __all__ = ["check_batches", "enqueue_batch_run"]
 
 logger = logging.getLogger("agenther.pipeline")
 
 
-@shared_task(
-    bind=True,
-    acks_late=True,
-    ignore_result=True,
-    autoretry_for=(OperationalError, InterfaceError),
-    retry_backoff=5,
-    retry_backoff_max=300,
-    retry_jitter=True,
-    max_retries=8,
-    soft_time_limit=settings.CELERY_TASK_SOFT_TIME_LIMIT,
-    time_limit=settings.CELERY_TASK_TIME_LIMIT,
-)
+@shared_task(**RUN_TASK)
 def check_batches(self, run_id: int, ticket: str) -> None:
     try:
         wait = batch_run.advance(

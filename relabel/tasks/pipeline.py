@@ -13,29 +13,19 @@ from functools import partial
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
-from django.db import InterfaceError, OperationalError, transaction
+from django.db import transaction
 
 from relabel.models import Run, RunItem
 from relabel.pipeline import batch
 from relabel.pipeline.claims import unclaimed
 from relabel.tasks import background
 from relabel.tasks.batches import enqueue_batch_run
+from relabel.tasks.options import RUN_TASK
 
 __all__ = ["enqueue_run", "process_items"]
 
 
-@shared_task(
-    bind=True,
-    acks_late=True,
-    ignore_result=True,
-    autoretry_for=(OperationalError, InterfaceError),
-    retry_backoff=5,
-    retry_backoff_max=300,
-    retry_jitter=True,
-    max_retries=8,
-    soft_time_limit=settings.CELERY_TASK_SOFT_TIME_LIMIT,
-    time_limit=settings.CELERY_TASK_TIME_LIMIT,
-)
+@shared_task(**RUN_TASK)
 def process_items(self, run_id: int, item_ids: list[int]) -> None:
     try:
         batch.process_items(

@@ -173,3 +173,19 @@ def build(
         "created_by": created_by,
         "generator": "agenther-studio export",
     }
+
+
+def per_trajectory_files(
+    run: Run,
+    options: ExportOptions,
+    names: tuple[str, str],
+    candidate_row: Callable[..., dict[str, Any] | LeftOut],
+    success_row: Callable[..., dict[str, Any] | LeftOut],
+    row_texts: RowTexts,
+) -> list[rows.FileSpec]:
+    """A per-trajectory format's files (rows.candidate_and_success_files), each measured for
+    the manifest as it is written."""
+    specs = rows.candidate_and_success_files(
+        run, options, names=names, candidate_row=candidate_row, success_row=success_row
+    )
+    return [(name, n, Rows(results, row_texts, n)) for name, n, results in specs]

@@ -18,7 +18,7 @@ from typing import Any
 from relabel.chat import Chat, message_texts, trajectory_chat
 from relabel.models import Candidate, Run, RunItem
 from review.exports import rows
-from review.exports.manifest import LeftOut, Rows
+from review.exports.manifest import LeftOut, per_trajectory_files
 from review.exports.options import ExportOptions
 
 FILE = "sft.jsonl"
@@ -84,11 +84,5 @@ def row_texts(row: dict[str, Any]) -> tuple[list[str], int]:
 
 def files(run: Run, options: ExportOptions) -> list[rows.FileSpec]:
     """(file name, expected rows, row iterator) for each file of the export."""
-    specs = rows.candidate_and_success_files(
-        run,
-        options,
-        names=(FILE, SUCCESS_FILE),
-        candidate_row=candidate_row,
-        success_row=success_row,
-    )
-    return [(name, n, Rows(results, row_texts, n)) for name, n, results in specs]
+    names = (FILE, SUCCESS_FILE)
+    return per_trajectory_files(run, options, names, candidate_row, success_row, row_texts)

@@ -23,7 +23,7 @@ from typing import Any
 from relabel.chat import Chat
 from relabel.models import Candidate, Run, RunItem
 from review.exports import rows, sft
-from review.exports.manifest import LeftOut, Rows
+from review.exports.manifest import LeftOut, per_trajectory_files
 from review.exports.options import ExportOptions
 
 FILE = "sharegpt.jsonl"
@@ -157,11 +157,5 @@ def dataset_info(include_successes: bool) -> dict[str, Any]:
 
 def files(run: Run, options: ExportOptions) -> list[rows.FileSpec]:
     """(file name, expected rows, row iterator) for each file of the export."""
-    specs = rows.candidate_and_success_files(
-        run,
-        options,
-        names=(FILE, SUCCESS_FILE),
-        candidate_row=candidate_row,
-        success_row=success_row,
-    )
-    return [(name, n, Rows(results, row_texts, n)) for name, n, results in specs]
+    names = (FILE, SUCCESS_FILE)
+    return per_trajectory_files(run, options, names, candidate_row, success_row, row_texts)
