@@ -202,16 +202,31 @@ def plan(paths: Iterable[str | Path], fmt: str, mapping: dict[str, str]) -> list
         path = Path(given)
         if not path.exists():
             raise TrajectoryImportError(path, "no such file or folder")
-        if fmt == browsergym.NAME or (fmt == "auto" and path.is_dir() and _is_results(path)):
-            why = "a BrowserGym task folder" if fmt == "auto" else "--format browsergym"
-            units += [(browsergym, unit, why) for unit in browsergym.units(path)]
-            continue
-        for file in _files(path):
-            if fmt != "auto":
-                units.append((MODULES[fmt], file, f"--format {fmt}"))
-            else:
-                name, why = detect(file, mapping)
-                units.append((MODULES[name], file, why))
+        if fmt == browsergym.NAME:
+            units += [(browsergym, unit, "--format browsergym") for unit in browsergym.units(path)]
+        elif fmt != "auto":
+            units += [(MODULES[fmt], file, f"--format {fmt}") for file in _files(path)]
+        else:
+            found = _detected_units(path, mapping)
+            if not found:
+                raise TrajectoryImportError(path, NO_FILES)
+            units += found
+    return units
+
+
+def _detected_units(path: Path, mapping: dict[str, str]) -> list[Unit]:
+    """``--format auto`` on a file or folder: each file by its own format, and each BrowserGym
+    results folder (which are made of files no other format reads) as its task folders, so one
+    folder may hold several formats."""
+    if path.is_file():
+        name, why = detect(path, mapping)
+        return [(MODULES[name], path, why)]
+    if _is_results(path):
+        return [(browsergym, unit, "a BrowserGym task folder") for unit in browsergym.units(path)]
+    units: list[Unit] = []
+    for child in sorted(path.iterdir()):
+        if child.is_dir() or child.suffix.lower() in SUFFIXES:
+            units += _detected_units(child, mapping)
     return units
 
 
@@ -222,6 +237,7 @@ def _is_results(path: Path) -> bool:
 
 
 SUFFIXES = (".json", ".jsonl", ".ndjson", ".traj", ".yaml", ".yml")
+NO_FILES = "no .json, .jsonl, .traj or .yaml file in this folder"
 
 
 def _files(path: Path) -> list[Path]:
@@ -229,7 +245,7 @@ def _files(path: Path) -> list[Path]:
         return [path]
     files = sorted(p for p in path.rglob("*") if p.suffix.lower() in SUFFIXES)
     if not files:
-        raise TrajectoryImportError(path, "no .json, .jsonl, .traj or .yaml file in this folder")
+        raise TrajectoryImportError(path, NO_FILES)
     return files
 
 

@@ -3,7 +3,13 @@ from __future__ import annotations
 import pytest
 
 from relabel.chat import trajectory_messages
-from relabel.importers import SAMPLE_PATHS, import_sample
+from relabel.importers import (
+    SAMPLE_DIR,
+    SAMPLE_PATHS,
+    TrajectoryImportError,
+    import_paths,
+    import_sample,
+)
 from relabel.models import Step, Trajectory
 
 
@@ -30,6 +36,18 @@ def test_the_sample_imports_in_several_formats_with_failures_of_every_kind():
     assert Trajectory.objects.filter(reward=0.5, success=False).exists()  # partial credit
     assert Trajectory.objects.filter(failure_reason__startswith="crashed").exists()
     assert import_sample().imported == 0
+
+
+@pytest.mark.django_db
+def test_a_folder_of_several_formats_imports_each_file_by_its_own(tmp_path):
+    summary = import_paths([SAMPLE_DIR], "whole-folder")  # README.md beside them is not data
+    assert summary.format == "agenther+browsergym+tau-bench"
+    assert summary.imported == import_sample("by-paths").imported
+    reasons = {report.format: report.why for report in summary.files}
+    assert reasons["browsergym"] == "a BrowserGym task folder"
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(TrajectoryImportError, match="no .json, .jsonl, .traj or .yaml file"):
+        import_paths([tmp_path / "empty"], "nothing")
 
 
 @pytest.mark.django_db
