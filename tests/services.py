@@ -63,3 +63,18 @@ def stop_worker(worker: subprocess.Popen) -> None:
     except subprocess.TimeoutExpired:
         worker.kill()
         worker.wait(10)
+
+
+def finish_on_a_worker(env: dict, log: Path, run_id: int) -> None:
+    """Starts a worker and waits until run ``run_id`` is finished, then stops the worker."""
+    from relabel.models import Run
+
+    worker = start_worker(env, log)
+    try:
+        wait_until(
+            lambda: Run.objects.get(pk=run_id).status == Run.Status.FINISHED,
+            120,
+            f"the resumed run to finish ({log.read_text()})",
+        )
+    finally:
+        stop_worker(worker)

@@ -18,6 +18,7 @@ from relabel.llm.offline_server import start_in_thread
 from relabel.models import Batch, BatchRequest, Candidate, Run, RunItem
 from tests.factories import make_dataset, make_trajectory
 from tests.pipeline.test_worker import database_url, manage, start_worker, stop_worker, wait_until
+from tests.services import finish_on_a_worker
 
 FAILED = 6
 BATCH_DELAY_MS = 4000  # long enough to stop the worker while the endpoint works on a batch
@@ -78,15 +79,7 @@ def test_a_batch_run_survives_a_worker_restart_while_its_batch_runs(batch_servic
 
     resumed = manage(env, "relabel", "--resume", str(run.pk))
     assert resumed["status"] == "running"
-    worker = start_worker(env, log)
-    try:
-        wait_until(
-            lambda: Run.objects.get(pk=run.pk).status == Run.Status.FINISHED,
-            120,
-            f"the resumed run to finish ({log.read_text()})",
-        )
-    finally:
-        stop_worker(worker)
+    finish_on_a_worker(env, log, run.pk)
 
     final = manage(env, "relabel", "--resume", str(run.pk))  # nothing left: nothing changes
     assert final["errors"] == 0 and final["done"] == FAILED + 1

@@ -20,7 +20,15 @@ import redis
 from relabel.llm.offline_server import start_in_thread
 from relabel.models import Candidate, Run, RunItem
 from tests.factories import make_dataset, make_trajectory
-from tests.services import ROOT, database_url, redis_url, start_worker, stop_worker, wait_until
+from tests.services import (
+    ROOT,
+    database_url,
+    finish_on_a_worker,
+    redis_url,
+    start_worker,
+    stop_worker,
+    wait_until,
+)
 
 FAILED, WON = 10, 2
 
@@ -101,15 +109,7 @@ def test_a_run_stopped_midway_and_resumed_gives_one_candidate_per_failure(servic
 
     resumed = manage(env, "relabel", "--resume", str(run.pk))
     assert resumed["done"] == stopped_at
-    worker = start_worker(env, log)
-    try:
-        wait_until(
-            lambda: Run.objects.get(pk=run.pk).status == Run.Status.FINISHED,
-            120,
-            f"the resumed run to finish ({log.read_text()})",
-        )
-    finally:
-        stop_worker(worker)
+    finish_on_a_worker(env, log, run.pk)
 
     final = manage(env, "relabel", "--resume", str(run.pk))  # nothing left: nothing changes
     assert final["errors"] == 0 and final["done"] == FAILED + WON
