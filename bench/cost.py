@@ -3,7 +3,7 @@
 
     .venv/bin/python bench/cost.py [--data ../shared/data] [--config relabel/sample-config.toml]
                                    [--mode sync|batch|both] [--judge-view run|evidence|both]
-                                   [--database-url URL] [--json]
+                                   [--salts N] [--database-url URL] [--json]
 
 It imports the failed and successful tau-bench airline runs and the WebArena runs of
 ../shared/data into a throwaway SQLite database (or the one given), starts the project's
@@ -17,6 +17,12 @@ the endpoint served from its prefix cache, the cost at the configured prices (ca
 the cached rate, batch calls at the batch rate), the cost per accepted pair, the share of
 candidates the gate accepted and how many stage 3b flagged. The LLM response cache is emptied
 between runs, so every call is made and paid for.
+
+The test server's verdicts are draws from a hash of what each stage reads, so any change to a
+prompt redraws them: one run's accepted share says little about a prompt change. ``--salts N``
+relabels each dataset synchronously N times, each with the server's answers drawn anew (its
+``salt``), and reports the share the gate accepts on confidence and the judges (before stage
+3b's flags) over all of them.
 """
 
 from __future__ import annotations
@@ -157,6 +163,24 @@ def measure(run) -> dict[str, Any]:
     }
 
 
+def accepted_over_salts(dataset, config: dict[str, Any], server, salts: int) -> dict[str, Any]:
+    """What the gate accepts before stage 3b's flags, over ``salts`` sets of the server's draws
+    (the first is the one every other figure comes from)."""
+    counts, candidates = [], 0
+    try:
+        for i in range(salts):
+            server.behaviour.salt = f"salt-{i}" if i else ""
+            r = relabel(dataset, config, server)
+            counts.append(r["accepted_before_consistency"])
+            candidates += r["candidates"]
+    finally:
+        server.behaviour.salt = ""
+    return {
+        "accepted_before_consistency_by_salt": counts,
+        "accepted_share_before_consistency_over_salts": round(sum(counts) / max(1, candidates), 3),
+    }
+
+
 def relabel(dataset, config: dict[str, Any], server) -> dict[str, Any]:
     from relabel.models import LLMCacheEntry, Run
     from relabel.runs import start_run
@@ -191,6 +215,13 @@ def main() -> int:
         help="What the judges read (the run's judge_view): the whole run (the default), the "
         "evidence, or each in turn.",
     )
+    parser.add_argument(
+        "--salts",
+        type=int,
+        default=1,
+        help="Synchronous runs per dataset and view, each with the test server's answers drawn "
+        "anew, for the accepted share (default 1).",
+    )
     parser.add_argument("--database-url", help="Default: a throwaway SQLite database.")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
@@ -216,6 +247,8 @@ def main() -> int:
                     figures["ratio_to_reference"] = round(
                         figures["prompt_tokens_stages_1_to_3"] / REFERENCE_PROMPT_TOKENS[name], 3
                     )
+                    if mode == "sync" and args.salts > 1:
+                        figures |= accepted_over_salts(dataset, config, server, args.salts)
                     results[f"{name}/judges read {view}/{mode}"] = figures
     finally:
         server.shutdown()
@@ -238,6 +271,13 @@ def main() -> int:
                 f"{r['accepted_before_consistency']}); "
                 f"stages {r['prompt_tokens_per_stage']}"
             )
+            if "accepted_before_consistency_by_salt" in r:
+                print(
+                    f"  over {len(r['accepted_before_consistency_by_salt'])} draws of the "
+                    f"server's answers: accepted before stage 3b "
+                    f"{r['accepted_before_consistency_by_salt']}, "
+                    f"{r['accepted_share_before_consistency_over_salts']:.1%} of candidates"
+                )
     return 0
 
 

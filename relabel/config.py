@@ -24,13 +24,13 @@ from relabel.endpoints import (
     undeclared_urls_allowed,
 )
 
-PROMPT_VERSION = "v3"  # v3: lean, cache-friendly; judges read the whole run and name contradictions
+PROMPT_VERSION = "v4"  # v4: judges read the evidence and every call in outline; terser wording
 # "consistency" is the model that rewrites turns referring to the original goal (stage 3b).
 STAGES = ("detect", "extract", "relabel", "consistency")
 BACKENDS = ("rules", "openai")
 # What stage 3b does with turns that refer to the original goal (relabel.pipeline.consistency).
 CONSISTENCY_POLICIES = ("rewrite", "strip", "flag", "off")
-# What a judge reads (relabel.llm.prompts.judge_prompt): the whole run, or only the evidence.
+# What a judge reads (relabel.llm.prompts.judge_prompt): the evidence and an outline, or the run.
 JUDGE_VIEWS = ("run", "evidence")
 JSON_MODES = ("json_schema", "json_object")
 
@@ -49,10 +49,11 @@ DEFAULTS: dict[str, Any] = {
     # Turns that still refer to the original goal: rewrite them (the agent's free text only),
     # strip such thoughts, flag the candidate for review, or off (no check).
     "consistency": "rewrite",
-    # What each judge reads: "run" (every step, so it can name any turn that contradicts the
-    # goal) or "evidence" (the grounded achievements and the steps they cite: fewer tokens, but
-    # a contradiction in an uncited step is left to stage 3b's own check).
-    "judge_view": "run",
+    # What each judge reads: "evidence" (the steps the achievements cite, whole, and every other
+    # step's calls in outline; free text outside the cited steps is left to stage 3b's own check
+    # of every turn) or "run" (every step, so it can name any turn that contradicts the goal, at
+    # about twice the tokens).
+    "judge_view": "evidence",
     # Stage -> {"model", "endpoint", "concurrency", "json_mode"} (or "base_url" instead of
     # "endpoint": a declared endpoint's URL, or an undeclared one where the operator allows it).
     "stages": {},

@@ -21,7 +21,8 @@ endpoint.
 ``error_rate`` answers a share of requests with 429 or 500 (batch lines: in the error file);
 ``malformed_rate`` a share with content that is not JSON. Markers in a prompt force a behaviour,
 for tests: TEST-ECHO (in the original goal: the relabel answer quotes it), TEST-VETO (judges
-reject), TEST-MALFORMED (every answer is malformed), TEST-BATCH-ERROR (a batch line fails),
+reject; TEST-ACCEPT: they never veto at random), TEST-MALFORMED (every answer is malformed),
+TEST-BATCH-ERROR (a batch line fails),
 TEST-SEVERITY=0.9 and TEST-CONFIDENCE=0.3 (fix the detect severity and the relabel confidence),
 TEST-SUCCEEDED=true|false (the detect answer on a run whose outcome was not recorded);
 TEST-CONTRADICT (in a step: the judges say it contradicts the goal) and TEST-REWRITE-TOOL (the
@@ -135,7 +136,7 @@ def _relabel(text: str, u: list[float]) -> dict[str, Any]:
 
 
 def _judge(text: str, u: list[float]) -> dict[str, Any]:
-    veto = "TEST-VETO" in text or u[3] < 0.1
+    veto = "TEST-VETO" in text or (u[3] < 0.1 and "TEST-ACCEPT" not in text)
     return {
         "accept": not veto,
         "confidence": round(0.15 if veto else 0.4 + 0.6 * u[0], 2),
@@ -193,13 +194,14 @@ def _seen(body: dict[str, Any]) -> str:
     return str(body.get("model", "")) + "\n" + "\n".join(kept)
 
 
-def answer_content(body: dict[str, Any]) -> str:
-    """The deterministic, schema-valid JSON reply for a chat-completions request."""
+def answer_content(body: dict[str, Any], salt: str = "") -> str:
+    """The deterministic, schema-valid JSON reply for a chat-completions request; ``salt``
+    draws another, equally likely set of answers (a benchmark averages over several)."""
     stage = prompt_stage(body)
     text = "\n".join(str(m.get("content") or "") for m in body["messages"])
     if stage not in ANSWERS:
         return json.dumps({"answer": "This test server only answers AgentHER stage prompts."})
-    return json.dumps(ANSWERS[stage](text, _units(_seen(body))))
+    return json.dumps(ANSWERS[stage](text, _units(salt + _seen(body))))
 
 
 def token_stream(body: dict[str, Any]) -> tuple[int, str]:
@@ -261,8 +263,11 @@ class Behaviour:
         malformed_rate: float = 0,
         seed: int = 0,
         batch_delay_ms: float = 0,
+        salt: str = "",
     ):
         self.latency = latency_ms / 1000
+        # Mixed into what every answer is drawn from: another salt, another set of answers.
+        self.salt = salt
         self.error_rate = error_rate
         self.malformed_rate = malformed_rate
         self.batch_delay = batch_delay_ms / 1000
@@ -293,11 +298,11 @@ class Behaviour:
 
 
 def completion(
-    body: dict[str, Any], malformed: bool, cache: PrefixCache, request_id: str = ""
+    body: dict[str, Any], malformed: bool, cache: PrefixCache, request_id: str = "", salt: str = ""
 ) -> dict[str, Any]:
     """A chat completion for ``body``, with usage figures (cached tokens included)."""
     text = "\n".join(str(m.get("content") or "") for m in body["messages"])
-    content = answer_content(body)
+    content = answer_content(body, salt)
     if malformed or "TEST-MALFORMED" in text:
         content = content[: len(content) // 2] + " <- cut off"
     prompt_tokens, stream = token_stream(body)
@@ -436,7 +441,8 @@ class BatchStore:
             error = {"message": "injected fault", "type": "server_error"}
             response = {"status_code": 500, "request_id": request_id, "body": {"error": error}}
             return False, {**row, "response": response, "error": None}
-        answer = completion(body, malformed < self.behaviour.malformed_rate, self.cache, request_id)
+        bad = malformed < self.behaviour.malformed_rate
+        answer = completion(body, bad, self.cache, request_id, self.behaviour.salt)
         response = {"status_code": 200, "request_id": request_id, "body": answer}
         return True, {**row, "response": response, "error": None}
 
@@ -542,7 +548,7 @@ class Handler(BaseHTTPRequestHandler):
             self._send(status, {"error": error}, {"retry-after-ms": "5"})
             return
         bad = malformed < behaviour.malformed_rate
-        self._send(200, completion(body, bad, self.server.cache))
+        self._send(200, completion(body, bad, self.server.cache, salt=behaviour.salt))
 
 
 class LLMTestServer(ThreadingHTTPServer):

@@ -1,19 +1,21 @@
 """The one place prompts are built: versioned, with a JSON schema per stage, budgeted in tokens.
 
-Two principles decide the shape of every prompt (see the README, "Prompts and cost"):
+Three principles decide the shape of every prompt (see the README, "Prompts and cost"):
 
 - **Lean.** The detect stage's request also asks for the extraction when both stages use the
-  same model and endpoint (``assess_prompt``). The relabel prompt works from what the extraction
-  grounded, the achievements and the steps they cite (``evidence_view``), not from the whole
-  trajectory again.
-- **Honest judges.** A judge reads the whole run (``run_view``), never the extraction's summary
-  of it nor the original goal: it must be able to reject a goal that some uncited step
-  contradicts (stage 3b asks it to name every such step), and an extraction's mistake must not
-  become the judge's.
+  same model and endpoint (``assess_prompt``): the whole run is read once. The relabel attempts
+  and the judges work from the steps the extraction's achievements cite (``cited_view``), not
+  from the whole trajectory again.
+- **Honest judges.** A judge reads those steps whole, then every other step in outline: each
+  call the agent made, so a later call that undoes an achievement is in front of it
+  (``outline_view``); never the extraction's account of the steps (its achievements, which the
+  relabel attempts read after the steps), nor the original goal. Free text outside the cited
+  steps is stage 3b's (relabel.pipeline.consistency reads every turn). A run can have its judges
+  read the whole run instead (``judge_view = "run"``, ``run_view``), at twice the tokens.
 - **Cache-friendly.** A prompt is ``[system, view, task]``: the system text is the same for every
   stage and trajectory; the view is the trajectory as that stage's model sees it, and the steps
-  come first in it, byte-identical for every call that reads them (detection, extraction and
-  every judge share the whole-run rendering; the relabel attempts share the evidence); the
+  come first in it, byte-identical for every call that reads them (detection and extraction
+  share the whole-run rendering, the relabel attempts and the judges the cited steps); the
   stage's instructions come last. Retries only ever append
   (a refused goal and the reason, a malformed reply and the reason), so an endpoint's prefix cache
   (OpenAI caches repeated prefixes of 1,024+ tokens; vLLM and llama.cpp cache prefixes too) serves
@@ -53,6 +55,10 @@ MIN_OBSERVATION_TOKENS = 40
 # times.
 EVIDENCE_SHARE = 0.25
 EVIDENCE_LIST_ITEMS = 6
+# A judge reading the evidence also gets the outline of every other step (outline_view): this
+# share of the budget, each call's arguments cut to this many characters.
+OUTLINE_SHARE = 0.1
+OUTLINE_CALL_CHARS = 40
 
 
 def _object(properties: dict[str, Any]) -> dict[str, Any]:
@@ -139,52 +145,52 @@ SCHEMAS["detect+extract"] = _object(
 )
 
 SYSTEM = (
-    "You review runs of AI agents for AgentHER, which turns failed runs into training data. "
-    "The run comes first (its steps are headed ### Step N), then your task: answer it with one "
-    "JSON object only."
+    "You review an AI agent's run for AgentHER. The run comes first (its steps headed ### Step "
+    "N), then your task: answer with one JSON object only."
 )
 
-_DETECT = (
-    "Classify the failure of this run, which its benchmark marked as failed. failure_type is one "
-    "of: {types}. severity is in [0, 1]: 1 means catastrophic (the run achieved nothing usable), "
-    "0 a minor slip in an otherwise sound run. recoverable: whether the run still demonstrates a "
-    "coherent, correct behaviour that some other goal would be fully satisfied by. explanation: "
-    "one or two sentences."
+# The failure types are the schema's enum (in JSON-object mode, the schema text appended): the
+# instructions do not list them again.
+_DIAGNOSIS = (
+    "failure_type: the kind of failure. severity in [0, 1]: 1 catastrophic (nothing usable "
+    "achieved), 0 a minor slip in a sound run. recoverable: whether the run still shows "
+    "coherent, correct behaviour that fully satisfies some other goal. explanation: one or two "
+    "sentences."
 )
+_DETECT = f"Classify the failure of this run, which its benchmark marked as failed. {_DIAGNOSIS}"
 _DETECT_UNKNOWN = (
     "This is a run whose outcome was not recorded. succeeded: whether the run fully and "
     "correctly accomplished its original goal. If it did not, classify the failure (if it did, "
-    "describe the run the same way, with severity 0). failure_type is one of: {types}. severity "
-    "is in [0, 1]: 1 means catastrophic (the run achieved nothing usable), 0 a minor slip in an "
-    "otherwise sound run. recoverable: whether the run still demonstrates a coherent, correct "
-    "behaviour that some other goal would be fully satisfied by. explanation: one or two "
-    "sentences."
+    f"describe the run the same way, with severity 0). {_DIAGNOSIS}"
 )
 _EXTRACT = (
-    "List what the agent in this run actually achieved, whatever it was asked. achievements: each "
-    "a short statement with the step numbers (from the '### Step N' headers) whose actions or "
-    "observations show it; claim nothing the steps do not show. key_observations: facts the agent "
-    "saw that matter. limitations: what it did not do or got wrong."
+    "what the agent actually achieved, whatever it was asked. achievements: short statements, "
+    "each with the numbers of the steps whose actions or observations show it; claim nothing "
+    "the steps do not show. key_observations: facts the agent saw that matter. limitations: "
+    "what it did not do or got wrong."
 )
 INSTRUCTIONS = {
     "detect": _DETECT,
     "detect_unknown": _DETECT_UNKNOWN,
-    "extract": _EXTRACT,
-    "detect+extract": (f"Assess this run. detection: {_DETECT}\nextraction: {_EXTRACT}"),
+    "extract": f"List {_EXTRACT}",
+    "detect+extract": (
+        "Assess this run, which its benchmark marked as failed. detection: "
+        f"{_DIAGNOSIS}\nextraction: {_EXTRACT}"
+    ),
     "relabel": (
-        "Write a hindsight goal for this run: a task instruction, as a user would give it, that "
-        "the run satisfies completely and correctly, as the achievements and cited steps show. It "
-        "must be a different task from the original goal below, and must not mention, quote or "
-        "refer to it. rationale: why the run satisfies the goal, citing step numbers. confidence "
-        "in [0, 1]: how sure you are that the run satisfies the goal completely."
+        "Write a hindsight goal: a task instruction, as a user would give it, that this run "
+        "satisfies completely and correctly, as the achievements and cited steps show. It must "
+        "be a different task from the original goal below and must not mention, quote or refer "
+        "to it. rationale: why the run satisfies it, citing step numbers. confidence in [0, 1]: "
+        "that the run satisfies it completely."
     ),
     "judge": (
         "Judge whether this run fully and correctly accomplishes the goal below, as if the agent "
-        "had been given that goal. Reject if any part of the goal is not shown by the steps, or "
-        "if the goal is vague or trivial. accept: your verdict. confidence in [0, 1]. reason: "
-        "one or two sentences citing step numbers. contradictions: every step whose thought, "
-        "message or user reply contradicts the goal or pursues a different task (its step "
-        "number, the words that do, and why); an empty list when none does."
+        "had been given it. Reject if a part of it is not shown by the steps or is undone by a "
+        "later call, or if it is vague or trivial. accept: your verdict. confidence in [0, 1]. "
+        "reason: one or two sentences citing step numbers. contradictions: each shown step whose "
+        "thought, message or user reply contradicts the goal or pursues another task (step "
+        "number, the words, why); empty if none."
     ),
     "consistency": (
         "This failed run is being relabelled with the new goal below, which it did achieve. The "
@@ -352,9 +358,15 @@ def view_budget(max_prompt_tokens: int) -> int:
 
 def evidence_budget(max_prompt_tokens: int, attempts: int = 3) -> int:
     """Tokens for the evidence view; relabel retries append the refused goals after it."""
-    refused = (attempts - 1) * 160
-    room = max_prompt_tokens - fixed_tokens() - refused
+    # After the evidence, a relabel prompt appends the refused goals, a judge's the outline.
+    after = max((attempts - 1) * 160, outline_budget(max_prompt_tokens))
+    room = max_prompt_tokens - fixed_tokens() - after
     return max(200, min(int(max_prompt_tokens * EVIDENCE_SHARE), room))
+
+
+def outline_budget(max_prompt_tokens: int) -> int:
+    """Tokens for the outline of the steps the evidence does not show (outline_view)."""
+    return max(60, int(max_prompt_tokens * OUTLINE_SHARE))
 
 
 def run_view(
@@ -406,8 +418,37 @@ def cited_steps(steps: Sequence[Step], outcome: dict[str, Any]) -> tuple[list[St
     cited = {index for a in outcome.get("achievements", []) for index in a["steps"]}
     shown = [step for step in steps if step.index in cited]
     if shown:
-        return shown, "The steps they cite"
-    return list(steps[-HEAD_STEPS:]), "No achievement cites a step; the run's last steps"
+        return shown, "The steps that show what it achieved"
+    return list(steps[-HEAD_STEPS:]), "No achievement cites a step; its last steps"
+
+
+def cited_view(
+    trajectory: Trajectory,
+    steps: Sequence[Step],
+    outcome: dict[str, Any],
+    max_tokens: int,
+    attempts: int = 3,
+    memo: dict | None = None,
+) -> str:
+    """The steps the extraction's achievements cite, whole, and the final answer: what the
+    relabel attempts and every judge read first, byte-identical (memoized), in the evidence
+    budget less the achievements' third."""
+    key = ("cited_view", max_tokens, attempts)
+    if memo is not None and key in memo:
+        return memo[key]
+    budget = evidence_budget(max_tokens, attempts)
+    shown, title = cited_steps(steps, outcome)
+    head = f"The run has {len(steps)} steps. {title} ({len(shown)}):\n"
+    final = _final_answer(trajectory)
+    rest = budget - _achievements_budget(budget) - estimate_tokens(head) - estimate_tokens(final)
+    text = f"{head}{render_steps(shown, max(80, rest))}\n\n{final}"
+    if memo is not None:
+        memo[key] = text
+    return text
+
+
+def _achievements_budget(evidence_budget: int) -> int:
+    return max(100, evidence_budget // 3)
 
 
 def evidence_view(
@@ -418,24 +459,55 @@ def evidence_view(
     attempts: int = 3,
     memo: dict | None = None,
 ) -> str:
-    """The run as relabeling and judging see it: the grounded achievements and the steps they
-    cite, byte-identical for the relabel attempts and every judge (memoized)."""
-    key = ("evidence_view", max_tokens, attempts)
-    if memo is not None and key in memo:
-        return memo[key]
-    budget = evidence_budget(max_tokens, attempts)
-    shown, title = cited_steps(steps, outcome)
-    head = (
-        f"The run has {len(steps)} steps. What it achieved, from an analysis of all of them:\n"
-        f"{outcome_text(outcome, max(100, budget // 3))}\n\n{title} ({len(shown)} of "
-        f"{len(steps)}):\n"
+    """The run as the relabel attempts see it: the cited steps (cited_view), then the
+    extraction's grounded achievements, observations and limitations. A judge reads the same
+    steps but not the extraction's account of them: it judges the steps themselves."""
+    budget = _achievements_budget(evidence_budget(max_tokens, attempts))
+    return (
+        f"{cited_view(trajectory, steps, outcome, max_tokens, attempts, memo)}\n\n"
+        f"What it achieved, from an analysis of all its steps:\n{outcome_text(outcome, budget)}"
     )
-    final = _final_answer(trajectory)
-    rest = budget - estimate_tokens(head) - estimate_tokens(final)
-    text = f"{head}{render_steps(shown, max(80, rest))}\n\n{final}"
-    if memo is not None:
-        memo[key] = text
-    return text
+
+
+def _calls(step: Step) -> list[str]:
+    """The step's tool calls, each ``name(arguments)`` with the arguments cut short."""
+    calls = []
+    for message in step_messages(step):
+        for call in message.get("tool_calls", []) if message["role"] == "assistant" else []:
+            arguments = call["function"]["arguments"]
+            if len(arguments) > OUTLINE_CALL_CHARS:
+                arguments = arguments[:OUTLINE_CALL_CHARS].rstrip() + "…"
+            calls.append(f"{call['function']['name']}({arguments})")
+    return calls
+
+
+def outline_view(steps: Sequence[Step], outcome: dict[str, Any], max_tokens: int) -> str:
+    """Every step the evidence does not show, in one line: what the agent called there (cut
+    short), or that it only talked. A judge reading the evidence thereby sees every action of
+    the run, one that undoes an achievement above included, at a fraction of the run's
+    tokens; the free text of these steps is stage 3b's to check (relabel.pipeline.consistency
+    reads every turn). Within ``outline_budget``: the last steps are kept, which show the end."""
+    shown = {step.index for step in cited_steps(steps, outcome)[0]}
+    rest = [step for step in steps if step.index not in shown]
+    if not rest:
+        return "The evidence shows every step of the run."
+    lines, talk = [], []
+    for step in rest:
+        calls = _calls(step)
+        if calls:
+            lines.append(f"Step {step.index}: {'; '.join(calls)}")
+        else:
+            talk.append(str(step.index))
+    if talk:
+        lines.append(f"Step{'s' * (len(talk) > 1)} {', '.join(talk)}: messages only")
+    head = f"The {len(rest)} other steps, in outline (calls only):\n"
+    # The last lines fit: the end of a run shows what stands at its end.
+    room, kept = outline_budget(max_tokens) - estimate_tokens(head) - 10, len(lines)
+    sizes = [estimate_tokens(line) + 1 for line in lines]
+    while kept > 1 and sum(sizes[len(lines) - kept :]) > room:
+        kept -= 1
+    omitted = ["(the earliest calls omitted for length)"] if kept < len(lines) else []
+    return head + "\n".join(omitted + lines[len(lines) - kept :])
 
 
 def _tokens(text: str, memo: dict | None) -> int:
@@ -462,9 +534,8 @@ def _prompt(stage: str, view: str, task: str, memo: dict | None, variant: str = 
     return Prompt(stage, messages, SCHEMAS[key], estimated_tokens=tokens, variant=variant)
 
 
-@functools.cache
 def _instructions(stage: str) -> str:
-    return INSTRUCTIONS[stage].format(types=", ".join(FAILURE_TYPES))
+    return INSTRUCTIONS[stage]
 
 
 def detect_prompt(
@@ -539,16 +610,18 @@ def judge_prompt(
     max_tokens: int,
     memo: dict | None = None,
     *,
-    view: str = "run",
+    view: str = "evidence",
     outcome: dict[str, Any] | None = None,
     attempts: int = 3,
 ) -> Prompt:
     """Every judge gets the same prompt, then the goal: a judge is its model and endpoint, not
-    its wording. It reads the whole run as detection read it (``view="run"``, the default), or
-    the relabel attempts' evidence (``view="evidence"``, the run's ``judge_view``)."""
+    its wording. It reads what the relabel attempts read, the evidence, then the outline of
+    every other step (``view="evidence"``, the default), or the whole run as detection read it
+    (``view="run"``, the run's ``judge_view``)."""
     if view == "evidence":
         outcome = outcome if outcome is not None else (memo or {}).get("outcome", {})
-        shown = evidence_view(trajectory, steps, outcome, max_tokens, attempts, memo)
+        cited = cited_view(trajectory, steps, outcome, max_tokens, attempts, memo)
+        shown = f"{cited}\n\n{outline_view(steps, outcome, max_tokens)}"
     else:
         shown = run_view(trajectory, steps, max_tokens, memo)
     task = f"{_instructions('judge')}\nGoal to judge: {truncate_to_tokens(goal, GOAL_TOKENS)}"

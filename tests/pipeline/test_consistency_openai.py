@@ -14,7 +14,8 @@ pytestmark = pytest.mark.django_db
 # The markers fix the test server's severity and confidence, so the candidate is gated in.
 MARKERS = "TEST-SEVERITY=0.1 TEST-CONFIDENCE=0.9"
 GOAL = f"Find copper wire suppliers under $5/kg with MOQ below 100 kg {MARKERS}"
-OBSERVATION = "MicroMetals: $5.30/kg, MOQ 10 kg. WireCo: $6.10/kg, MOQ 500 kg."
+# TEST-ACCEPT: no judge vetoes at random (the judges read the steps, not the goal's markers).
+OBSERVATION = "MicroMetals: $5.30/kg, MOQ 10 kg. WireCo: $6.10/kg, MOQ 500 kg. TEST-ACCEPT"
 
 
 def steps(first: str, second: str = "Compare them by price and MOQ.") -> list[dict]:

@@ -95,3 +95,22 @@ def test_a_price_row_with_an_unknown_key_is_refused_naming_it():
         load_config(overrides={"prices": {"m": {"prompt": 1, "completion": 1, "cache": 1}}})
     config = load_config(overrides={"prices": {"m": {"prompt": 1, "completion": 2, "cached": 0.5}}})
     assert config["prices"]["m"]["cached"] == 0.5
+
+
+def test_the_test_servers_salt_draws_other_answers_and_the_same_salt_the_same():
+    from relabel.llm.offline_server import answer_content
+
+    bodies = [
+        {
+            "model": "gpt-4o-mini",
+            "messages": [{"role": "user", "content": f"run {i}\nTask (judge, AgentHER prompts"}],
+        }
+        for i in range(20)
+    ]
+
+    def answers(salt: str) -> list[str]:
+        return [answer_content(body, salt) for body in bodies]
+
+    assert answers("") == answers("")
+    assert answers("salt-1") == answers("salt-1")
+    assert answers("salt-1") != answers("")  # 20 judge verdicts, each drawn anew

@@ -1,6 +1,7 @@
-"""The prompts: lean (detection and extraction in one request; relabel works from the grounded
-evidence), honest (judges read the whole run), cache-friendly (shared prefixes, retries that only
-append) and within budget."""
+"""The prompts: lean (detection and extraction in one request; relabel and the judges work from the
+steps the extraction cites), honest (the judges read those steps whole and every other call in
+outline, never the extraction's account; or the whole run), cache-friendly (shared prefixes,
+retries that only append) and within budget."""
 
 from __future__ import annotations
 
@@ -56,7 +57,12 @@ def all_prompts(trajectory, steps, max_tokens: int) -> list[prompts.Prompt]:
         prompts.extract_prompt(trajectory, steps, max_tokens, memo),
         prompts.assess_prompt(trajectory, steps, max_tokens, memo),
         prompts.relabel_prompt(trajectory, steps, OUTCOME, max_tokens, REFUSED, memo),
-        prompts.judge_prompt(trajectory, steps, "Open the stove page", max_tokens, memo),
+        prompts.judge_prompt(
+            trajectory, steps, "Open the stove page", max_tokens, memo, outcome=OUTCOME
+        ),
+        prompts.judge_prompt(
+            trajectory, steps, "Open the stove page", max_tokens, memo, view="run"
+        ),
     ]
 
 
@@ -93,7 +99,7 @@ def test_detection_and_extraction_see_the_same_bytes_first():
 def test_relabel_works_from_the_grounded_evidence_not_the_whole_run():
     trajectory = make_trajectory(steps=web_steps(12, "row\n" * 300))
     steps = list(trajectory.ordered_steps())
-    detect, _, _, relabel, _ = all_prompts(trajectory, steps, 6000)
+    detect, _, _, relabel, *_ = all_prompts(trajectory, steps, 6000)
     evidence = relabel.messages[1]["content"].split("\n\nTask (")[0]
     assert "Opened the camp stove page (steps 3)" in evidence
     assert "### Step 3" in evidence and "### Step 7" in evidence
@@ -102,7 +108,42 @@ def test_relabel_works_from_the_grounded_evidence_not_the_whole_run():
     assert estimate_tokens(text_of(relabel)) < estimate_tokens(text_of(detect)) / 2
 
 
-def test_judges_read_every_step_as_detection_did_so_they_can_name_any_contradiction():
+def test_judges_read_the_cited_steps_whole_and_every_other_call_in_outline():
+    steps_data = web_steps(12, "row\n" * 300)
+    steps_data[9]["action"] = "cancel_order"  # after the achievements: it could undo them
+    steps_data[10]["action"] = ""  # a step with no call
+    trajectory = make_trajectory(steps=steps_data)
+    steps = list(trajectory.ordered_steps())
+    _, _, _, relabel, judge, _ = all_prompts(trajectory, steps, 6000)
+    judged = judge.messages[1]["content"]
+    assert "### Step 3\n" in judged and "### Step 7\n" in judged  # cited: whole
+    assert judged.count("### Step ") == 2
+    assert "Step 9: cancel_order(" in judged  # uncited: its call, in outline
+    for index in (0, 1, 2, 4, 5, 6, 8, 11):
+        assert f"Step {index}: open(" in judged
+    assert "Step 10: messages only" in judged
+    assert "Open product page 9" not in judged  # an outlined step's thought is not sent
+    # The judges judge the steps, not the extraction's account of them.
+    assert "Opened the camp stove page" not in judged and "Did not buy it" not in judged
+    assert "Opened the camp stove page" in relabel.messages[1]["content"]
+    # The relabel attempts and the judges read the same bytes first.
+    cited = judged.split("\n\nThe 10 other steps, in outline")[0]
+    assert relabel.messages[1]["content"].startswith(cited + "\n\nWhat it achieved")
+    assert relabel.messages[0] == judge.messages[0]
+    assert "contradictions" in judge.schema["properties"]
+
+
+def test_the_outline_of_a_long_run_keeps_its_last_calls_within_its_budget():
+    trajectory = make_trajectory(steps=web_steps(400, "x"))
+    steps = list(trajectory.ordered_steps())
+    outline = prompts.outline_view(steps, OUTCOME, 2500)
+    assert estimate_tokens(outline) <= prompts.outline_budget(2500)
+    assert "(the earliest calls omitted for length)" in outline
+    assert "Step 399: open(" in outline and "Step 0: open(" not in outline
+    assert "Step 3: " not in outline  # cited: shown whole before it, not outlined
+
+
+def test_a_run_can_have_its_judges_read_the_whole_run_as_detection_did():
     steps_data = web_steps(12, "row\n" * 300)
     steps_data[9]["thought"] = "The user wants the cheapest stove, so I keep looking"
     trajectory = make_trajectory(steps=steps_data)
@@ -116,15 +157,15 @@ def test_judges_read_every_step_as_detection_did_so_they_can_name_any_contradict
     run = judged.split("\n\nTask (")[0]
     assert detect.messages[0] == judge.messages[0]
     assert detect.messages[1]["content"].startswith(run + "\n\nOriginal goal: ")
-    assert "contradictions" in judge.schema["properties"]
 
 
 def test_the_judges_never_see_the_original_goal_and_the_relabel_is_told_to_avoid_it():
     trajectory = make_trajectory(goal="Buy the cheapest camp stove", steps=web_steps(4, "x"))
     steps = list(trajectory.ordered_steps())
-    *_, relabel, judge = all_prompts(trajectory, steps, 6000)
+    *_, relabel, judge, whole = all_prompts(trajectory, steps, 6000)
     assert "do not repeat, quote or mention it): Buy the cheapest camp stove" in text_of(relabel)
     assert "Buy the cheapest camp stove" not in text_of(judge)
+    assert "Buy the cheapest camp stove" not in text_of(whole)
 
 
 def test_each_retry_of_k_appends_to_the_previous_attempts_prompt():
@@ -194,17 +235,14 @@ def test_detection_and_extraction_ask_apart_when_their_models_differ(llm_server,
     assert RunItem.objects.get(run=run, trajectory=trajectory).outcome["achievements"]
 
 
-def test_a_run_can_have_its_judges_read_only_the_evidence_at_fewer_tokens():
+def test_judges_reading_the_evidence_cost_under_half_of_reading_the_run():
     trajectory = make_trajectory(steps=web_steps(12, "row\n" * 300))
     steps = list(trajectory.ordered_steps())
     memo: dict = {}
-    relabel = prompts.relabel_prompt(trajectory, steps, OUTCOME, 6000, (), memo)
     lean = prompts.judge_prompt(
-        trajectory, steps, "Open the stove page", 6000, memo, view="evidence", outcome=OUTCOME
+        trajectory, steps, "Open the stove page", 6000, memo, outcome=OUTCOME
     )
-    whole = prompts.judge_prompt(trajectory, steps, "Open the stove page", 6000, memo)
-    evidence = relabel.messages[1]["content"].split("\n\nTask (")[0]
-    assert lean.messages[1]["content"].startswith(evidence + "\n\nTask (")
+    whole = prompts.judge_prompt(trajectory, steps, "Open the stove page", 6000, memo, view="run")
     assert "### Step 0" not in lean.messages[1]["content"]
     assert estimate_tokens(text_of(lean)) < estimate_tokens(text_of(whole)) / 2
 
@@ -212,7 +250,7 @@ def test_a_run_can_have_its_judges_read_only_the_evidence_at_fewer_tokens():
 def test_the_judges_view_is_a_checked_run_setting(llm_server, relabel_now, tmp_path):
     from relabel.config import ConfigError, load_config
 
-    assert load_config()["judge_view"] == "run"
+    assert load_config()["judge_view"] == "evidence"
     config = tmp_path / "run.toml"
     config.write_text('judge_view = "summary"\n')
     with pytest.raises(ConfigError, match="judge_view is 'summary'; expected one of run, evid"):
