@@ -155,8 +155,10 @@ def entity_words(text: str) -> list[tuple[str, int, int]]:
 
 
 def _sequence_at(words: Sequence[str], seq: tuple[str, ...]) -> list[int]:
-    n = len(seq)
-    return [i for i in range(len(words) - n + 1) if tuple(words[i : i + n]) == seq]
+    if not seq:
+        return []
+    n, first = len(seq), seq[0]
+    return [i for i, w in enumerate(words) if w == first and tuple(words[i : i + n]) == seq]
 
 
 def _is_number(word: str) -> bool:
@@ -303,13 +305,11 @@ def shared_runs(turn: Turn, reference: Reference) -> list[Finding]:
 
 
 def entity_mentions(turn: Turn, reference: Reference, grounded: set[Entity]) -> list[Finding]:
+    entities = _present([e for e in reference.entities if e not in grounded], turn.text)
+    if not entities:
+        return []
     words = entity_words(turn.text)
-    places = {
-        place
-        for entity in reference.entities
-        if entity not in grounded
-        for place in entity.places(turn.text, words)
-    }
+    places = {place for entity in entities for place in entity.places(turn.text, words)}
     # One finding per place: "3817" inside "omar_davis_3817" is the same mention.
     outermost = [
         (s, e)
@@ -363,9 +363,20 @@ def denials(turn: Turn, reference: Reference, user_said: str) -> list[Finding]:
     return [_finding(turn, match.start(), match.end(), reason)]
 
 
+def _present(entities: Sequence[Entity], text: str) -> list[Entity]:
+    """The entities whose every word occurs somewhere in ``text``: only those can be in it,
+    so a 40 KB page is split into words only when one might be there (that split was most of
+    a run's CPU). Checked for ASCII words only, whose case maps one character to one."""
+    lowered = text.lower()
+    return [e for e in entities if all(w in lowered for w in e.words if w.isascii())]
+
+
 def _grounds(text: str, reference: Reference) -> set[Entity]:
+    entities = _present([e for e in reference.entities if e.groundable], text)
+    if not entities:
+        return set()
     words = entity_words(text)
-    return {e for e in reference.entities if e.groundable and e.places(text, words)}
+    return {e for e in entities if e.places(text, words)}
 
 
 def find(reference: Reference, turns: Sequence[Turn]) -> list[Finding]:
