@@ -19,6 +19,7 @@ from django.db.models.fields.json import KT
 from django.db.models.functions import Floor, Least
 
 from relabel.chat import step_messages
+from relabel.llm.prompts import cited_steps
 from relabel.models import Candidate, Run, RunCounts, RunItem, Step, Trajectory
 
 # Observations and arguments longer than this (characters or lines) start collapsed.
@@ -336,6 +337,22 @@ def judge_rows(candidate: Candidate) -> list[dict[str, Any]]:
     return rows
 
 
+def judges_read(candidate: Candidate, steps: list[StepView]) -> str:
+    """What the candidate's model judges read, in a sentence: a reviewer weighs their verdicts
+    by it (relabel.llm.prompts builds their prompts; the rules panel reads every step)."""
+    run = candidate.run
+    if run.backend != "openai" or not candidate.judges:
+        return ""
+    if run.config.get("judge_view", "run") != "evidence":  # runs frozen before the key: "run"
+        return "The judges read the whole run."
+    shown, _ = cited_steps(steps, candidate.item.outcome or {})
+    numbers = ", ".join(str(step.index) for step in shown)
+    return (
+        f"The judges read step{'s' * (len(shown) != 1)} {numbers} in full and the calls of the "
+        "other steps in outline, not their messages; the consistency check read every turn."
+    )
+
+
 def trajectory_display(trajectory: Trajectory) -> dict[str, Any]:
     """The trajectory as every item shows it, blind ones included."""
     return {
@@ -358,6 +375,7 @@ def candidate_display(candidate: Candidate) -> dict[str, Any]:
         "alternatives": alternatives(candidate),
         "achievements": achievements(candidate, len(context["steps"])),
         "judges": judge_rows(candidate),
+        "judges_read": judges_read(candidate, context["steps"]),
     }
 
 

@@ -413,8 +413,10 @@ def outcome_text(outcome: dict[str, Any], max_tokens: int = 400) -> str:
     return truncate_to_tokens("\n".join(lines), max_tokens)
 
 
-def cited_steps(steps: Sequence[Step], outcome: dict[str, Any]) -> tuple[list[Step], str]:
-    """The steps the achievements cite; with none, the last steps (which show the outcome)."""
+def cited_steps[S](steps: Sequence[S], outcome: dict[str, Any]) -> tuple[list[S], str]:
+    """The steps the achievements cite; with none, the last steps (which show the outcome).
+    What the relabel attempts and the judges read in full; the review pages name them too
+    (``steps``: Step, or anything with its ``index``)."""
     cited = {index for a in outcome.get("achievements", []) for index in a["steps"]}
     shown = [step for step in steps if step.index in cited]
     if shown:
@@ -497,17 +499,38 @@ def outline_view(steps: Sequence[Step], outcome: dict[str, Any], max_tokens: int
         if calls:
             lines.append(f"Step {step.index}: {'; '.join(calls)}")
         else:
-            talk.append(str(step.index))
+            talk.append(step.index)
+    others = f"The {len(rest)} other steps" if len(rest) > 1 else "The other step"
+    head = f"{others}, in outline (calls only):\n"
+    room = outline_budget(max_tokens) - estimate_tokens(head) - 10
     if talk:
-        lines.append(f"Step{'s' * (len(talk) > 1)} {', '.join(talk)}: messages only")
-    head = f"The {len(rest)} other steps, in outline (calls only):\n"
-    # The last lines fit: the end of a run shows what stands at its end.
-    room, kept = outline_budget(max_tokens) - estimate_tokens(head) - 10, len(lines)
-    sizes = [estimate_tokens(line) + 1 for line in lines]
-    while kept > 1 and sum(sizes[len(lines) - kept :]) > room:
-        kept -= 1
-    omitted = ["(the earliest calls omitted for length)"] if kept < len(lines) else []
-    return head + "\n".join(omitted + lines[len(lines) - kept :])
+        numbers = _ranges(talk)
+        said = f"Step{'s' * (len(talk) > 1)} {numbers}: messages only"
+        said = said if estimate_tokens(said) <= room // 3 else cut(said, room // 3)
+        room -= estimate_tokens(said) + 1
+    # The last calls fit: the end of a run shows what stands at its end.
+    kept: list[str] = []
+    for line in reversed(lines):
+        room -= estimate_tokens(line) + 1
+        if room < 0:
+            kept.append("(the earliest calls omitted for length)")
+            break
+        kept.append(line)
+    return head + "\n".join([*reversed(kept), *([said] if talk else [])])
+
+
+def _ranges(numbers: list[int]) -> str:
+    """``[0, 1, 2, 5, 7, 8]`` as ``0-2, 5, 7-8``."""
+    parts: list[str] = []
+    start = previous = numbers[0]
+    for n in [*numbers[1:], None]:
+        if n is not None and n == previous + 1:
+            previous = n
+            continue
+        parts.append(str(start) if start == previous else f"{start}-{previous}")
+        if n is not None:
+            start = previous = n
+    return ", ".join(parts)
 
 
 def _tokens(text: str, memo: dict | None) -> int:
@@ -615,9 +638,9 @@ def judge_prompt(
     attempts: int = 3,
 ) -> Prompt:
     """Every judge gets the same prompt, then the goal: a judge is its model and endpoint, not
-    its wording. It reads what the relabel attempts read, the evidence, then the outline of
-    every other step (``view="evidence"``, the default), or the whole run as detection read it
-    (``view="run"``, the run's ``judge_view``)."""
+    its wording. It reads the cited steps, as the relabel attempts read them first, then the
+    outline of every other step (``view="evidence"``, the default), or the whole run as detection
+    read it (``view="run"``, the run's ``judge_view``)."""
     if view == "evidence":
         outcome = outcome if outcome is not None else (memo or {}).get("outcome", {})
         cited = cited_view(trajectory, steps, outcome, max_tokens, attempts, memo)

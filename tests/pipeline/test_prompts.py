@@ -143,6 +143,16 @@ def test_the_outline_of_a_long_run_keeps_its_last_calls_within_its_budget():
     assert "Step 3: " not in outline  # cited: shown whole before it, not outlined
 
 
+def test_the_outline_names_the_steps_with_no_call_as_ranges_within_its_budget():
+    talk = [{"thought": f"Say {i}", "action": "", "observation": "ok"} for i in range(3000)]
+    talk[1500] = {"thought": "t", "action": "refund", "observation": "done"}
+    steps = list(make_trajectory(steps=talk).ordered_steps())
+    outline = prompts.outline_view(steps, OUTCOME, 2500)
+    assert estimate_tokens(outline) <= prompts.outline_budget(2500)
+    assert "Steps 0-2, 4-6, 8-1499, 1501-2999: messages only" in outline
+    assert "Step 1500: refund(" in outline
+
+
 def test_a_run_can_have_its_judges_read_the_whole_run_as_detection_did():
     steps_data = web_steps(12, "row\n" * 300)
     steps_data[9]["thought"] = "The user wants the cheapest stove, so I keep looking"

@@ -53,6 +53,24 @@ def test_a_blind_item_says_where_it_comes_from_and_nothing_of_the_gate(annotator
     assert "No other goal to choose from for this item." in body
 
 
+@pytest.mark.parametrize(
+    ("backend", "judge_view", "said"),
+    [
+        ("openai", "evidence", "The judges read steps 0, 1 in full and the calls of the other"),
+        ("openai", "run", "The judges read the whole run."),
+        ("rules", "evidence", None),
+    ],
+)
+def test_an_item_says_what_its_model_judges_read(annotator_client, backend, judge_view, said):
+    run = make_run(backend=backend, judge_view=judge_view)
+    steps = [{"thought": f"t{i}", "action": "search", "observation": "o"} for i in range(4)]
+    text = re.sub(r"\s+", " ", item_page(annotator_client, run, steps=steps))
+    if said:
+        assert said in text  # the factory's achievement cites steps 0 and 1
+    else:
+        assert "The judges read" not in text  # the rules panel reads every step
+
+
 def test_tau_bench_turns_are_the_agent_the_customer_and_tools(annotator_client, run):
     steps = [
         {"thought": "May I have your user id?", "observation": "Sure, mia_li_3668.",
