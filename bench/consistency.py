@@ -116,11 +116,14 @@ def measure(run: Any) -> dict[str, Any]:
             tally["either"] += found["either"]
             tally["rewritten"] += bool(state.rewrites)
             tally["flagged"] += state.flagged
+            # Restating, yet nobody would be told: what could reach training data unseen.
+            tally["either_unflagged"] += found["either"] and not state.flagged
     return sets
 
 
 def _zero() -> dict[str, int]:
-    return dict.fromkeys(("rows", "six_words", "entity", "either", "rewritten", "flagged"), 0)
+    keys = ("rows", "six_words", "entity", "either", "either_unflagged", "rewritten", "flagged")
+    return dict.fromkeys(keys, 0)
 
 
 def share(part: int, whole: int) -> str:
@@ -131,8 +134,8 @@ def table(results: dict[str, dict[str, dict[str, Any]]]) -> str:
     lines = [
         "| benchmark | policy | rows exported (auto) | restating (6 words / entity / either) "
         "| rows if reviewers accepted all | restating (6 words / entity / either) "
-        "| rewritten | flagged |",
-        "|---|---|---|---|---|---|---|---|",
+        "| rewritten | flagged | restating, not flagged |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for name, by_policy in results.items():
         for policy, sets in by_policy.items():
@@ -143,7 +146,7 @@ def table(results: dict[str, dict[str, dict[str, Any]]]) -> str:
                 f"/ {share(auto['either'], auto['rows'])} | {every['rows']} | "
                 f"{share(every['six_words'], every['rows'])} / "
                 f"{share(every['entity'], every['rows'])} / {share(every['either'], every['rows'])}"
-                f" | {every['rewritten']} | {every['flagged']} |"
+                f" | {every['rewritten']} | {every['flagged']} | {every['either_unflagged']} |"
             )
     return "\n".join(lines)
 
