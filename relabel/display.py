@@ -337,20 +337,17 @@ def judge_rows(candidate: Candidate) -> list[dict[str, Any]]:
     return rows
 
 
-def judges_read(candidate: Candidate, steps: list[StepView]) -> str:
-    """What the candidate's model judges read, in a sentence: a reviewer weighs their verdicts
-    by it (relabel.llm.prompts builds their prompts; the rules panel reads every step)."""
+def judges_read(candidate: Candidate, steps: list[StepView]) -> dict[str, Any] | None:
+    """What the candidate's model judges read: a reviewer weighs their verdicts by it
+    (relabel.llm.prompts builds their prompts; the rules panel reads every step). ``steps``:
+    the numbers of the steps they read in full, or None for the whole run."""
     run = candidate.run
     if run.backend != "openai" or not candidate.judges:
-        return ""
+        return None
     if run.config.get("judge_view", "run") != "evidence":  # runs frozen before the key: "run"
-        return "The judges read the whole run."
+        return {"steps": None}
     shown, _ = cited_steps(steps, candidate.item.outcome or {})
-    numbers = ", ".join(str(step.index) for step in shown)
-    return (
-        f"The judges read step{'s' * (len(shown) != 1)} {numbers} in full and the calls of the "
-        "other steps in outline, not their messages; the consistency check read every turn."
-    )
+    return {"steps": [step.index for step in shown]}
 
 
 def trajectory_display(trajectory: Trajectory) -> dict[str, Any]:

@@ -64,9 +64,12 @@ def test_a_blind_item_says_where_it_comes_from_and_nothing_of_the_gate(annotator
 def test_an_item_says_what_its_model_judges_read(annotator_client, backend, judge_view, said):
     run = make_run(backend=backend, judge_view=judge_view)
     steps = [{"thought": f"t{i}", "action": "search", "observation": "o"} for i in range(4)]
-    text = re.sub(r"\s+", " ", item_page(annotator_client, run, steps=steps))
+    page = item_page(annotator_client, run, steps=steps)
+    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", page))
     if said:
         assert said in text  # the factory's achievement cites steps 0 and 1
+        if judge_view == "evidence":
+            assert '<a href="#step-0">0</a>' in page  # each a link to the step
     else:
         assert "The judges read" not in text  # the rules panel reads every step
 
