@@ -550,6 +550,10 @@ def run_configuration(run: Run) -> list[tuple[str, str]]:
         rows += [(f"Model: {name}", str(s.get("model", ""))) for name, s in stages.items()]
         judges = [f"{j.get('name')} ({j.get('model')})" for j in config.get("judges") or []]
         rows.append(("Judges", ", ".join(judges) or "none"))
+        read = "the whole run"  # runs frozen before the key read it
+        if config.get("judge_view", "run") == "evidence":
+            read = "the cited steps in full, the other steps' calls in outline"
+        rows.append(("Judges read", read))
     rows += [
         ("Raters per candidate", str(review["raters_per_candidate"])),
         ("Audited share of auto-accepted", f"{100 * float(review['audit_share']):g}%"),

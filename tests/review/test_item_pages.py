@@ -246,6 +246,19 @@ def test_the_run_page_is_tables_and_charts_not_a_dump_of_keys(researcher_client)
     assert not re.search(r"\b1 (achievements|steps)\b", reasons)
 
 
+@pytest.mark.parametrize(
+    ("view", "read"),
+    [
+        ("evidence", "the cited steps in full, the other steps' calls in outline"),
+        ("run", "the whole run"),
+    ],
+)
+def test_an_openai_runs_page_says_what_its_judges_read(researcher_client, view, read):
+    run = make_run(backend="openai", judge_view=view)
+    body = researcher_client.get(reverse("run", args=[run.pk])).content.decode()
+    assert "Judges read" in body and read.replace("'", "&#x27;") in body
+
+
 def test_the_precision_page_counts_one_rater_as_one_rater(researcher_client, annotator, run):
     (candidate,) = queued(run, 0.3)
     ReviewTask.objects.claim_next(annotator).decide(annotator, "accept")
